@@ -1,0 +1,250 @@
+"""The book pipeline: jupytext source → papermill (profile + overrides) → stamped notebook.
+
+    python -m backward_lib.book list
+    python -m backward_lib.book run [CHAPTER …] [--profile book] [-p KEY VALUE …] [--force]
+    python -m backward_lib.book check [--profile book]
+    python -m backward_lib.book build
+
+Chapters are ``notebooks/<part>/<name>.py``; the executed notebook goes to
+``book/<part>/<name>.ipynb``. Its metadata carries a stamp: a hash of the source, the
+parameters, the library's source (this pipeline file excluded: it does not change results)
+and ``requirements.txt``. A chapter whose stamp is current is not re-run; ``check`` fails
+naming every chapter whose executed notebook is missing or stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS, BOOK, PARAMS = ROOT / "notebooks", ROOT / "book", ROOT / "params"
+META = "backward_book"
+KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+__all__ = ["build", "chapters", "check", "main", "parameters", "run", "stamp"]
+
+
+def chapters() -> dict[str, Path]:
+    """Chapter name → jupytext source, for every ``notebooks/<part>/<name>.py``."""
+    found: dict[str, Path] = {}
+    for src in sorted(NOTEBOOKS.glob("*/*.py")):
+        if src.stem in found:
+            raise ValueError(f"two chapters are named {src.stem!r}: {found[src.stem]} and {src}")
+        found[src.stem] = src
+    return found
+
+
+def output_path(src: Path) -> Path:
+    return BOOK / src.parent.name / f"{src.stem}.ipynb"
+
+
+def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters injected into chapter ``name``: the profile's section, then overrides."""
+    path = PARAMS / f"{profile}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PARAMS.glob("*.yaml"))
+        raise ValueError(f"profile: no params/{profile}.yaml; known profiles: {known}")
+    sections = yaml.safe_load(path.read_text()) or {}
+    unknown = set(sections) - set(chapters())
+    if unknown:
+        raise ValueError(f"params/{profile}.yaml names unknown chapters: {sorted(unknown)}")
+    return {"profile": profile, **(sections.get(name) or {}), **(overrides or {})}
+
+
+def _library_hash() -> str:
+    h = hashlib.sha256()
+    for f in sorted((ROOT / "backward_lib").rglob("*.py")):
+        if f.name != "book.py":
+            h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def stamp(src: Path, params: dict[str, Any]) -> str:
+    """Hash of the chapter source, its parameters, the library and the pinned requirements."""
+    h = hashlib.sha256()
+    for part in (
+        src.read_bytes(),
+        json.dumps(params, sort_keys=True, default=str).encode(),
+        _library_hash().encode(),
+        (ROOT / "requirements.txt").read_bytes(),
+    ):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def _stored_stamp(out: Path) -> dict[str, Any] | None:
+    if not out.is_file():
+        return None
+    return json.loads(out.read_text()).get("metadata", {}).get(META)
+
+
+def _clean_stream(text: str) -> str:
+    """Keep only what a terminal would show of carriage-return progress updates."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive outputs of one stream (progress bars arrive in many small pieces)."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (
+            prev is not None
+            and out.get("output_type") == "stream" == prev.get("output_type")
+            and out.get("name") == prev.get("name")
+        ):
+            prev["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
+def _finish(nb, params: dict, seconds: float, key: str) -> None:
+    """Hide the injected parameters, tidy progress output, fill in the run card's wall time."""
+    from . import __version__
+    from .runcard import WALL_PENDING, device_name
+
+    wall = f"{seconds:.1f} s on {device_name(params.get('device', 'cpu'))}"
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                out["text"] = _clean_stream(out["text"])
+            for mime in ("text/markdown", "text/plain"):
+                if mime in out.get("data", {}):
+                    out["data"][mime] = out["data"][mime].replace(WALL_PENDING, wall)
+    nb.metadata[META] = {
+        "stamp": key,
+        "profile": params["profile"],
+        "parameters": params,
+        "wall_time_s": round(seconds, 1),
+        "library": __version__,
+    }
+
+
+def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force: bool) -> int:
+    """Execute chapters (all when ``names`` is empty); return how many were (re)run."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    known = chapters()
+    bad = [n for n in names or [] if n not in known]
+    if bad:
+        raise ValueError(f"chapter: unknown chapter(s) {bad}; known: {sorted(known)}")
+    count = 0
+    for name in names or sorted(known):
+        src, out = known[name], output_path(known[name])
+        params = parameters(name, profile, overrides)
+        key = stamp(src, params)
+        if not force and (_stored_stamp(out) or {}).get("stamp") == key:
+            print(f"{name}: current ({key}), not re-run")
+            continue
+        print(f"{name}: executing with {params}", flush=True)
+        nb = jupytext.read(src)
+        nb.metadata["kernelspec"] = KERNEL
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_in, tmp_out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
+            nbformat.write(nb, tmp_in)
+            t0 = time.perf_counter()
+            papermill.execute_notebook(
+                str(tmp_in),
+                str(tmp_out),
+                parameters=params,
+                kernel_name="python3",
+                cwd=str(ROOT),
+                progress_bar=False,
+                log_output=False,
+            )
+            seconds = time.perf_counter() - t0
+            done = nbformat.read(tmp_out, as_version=4)
+        _finish(done, params, seconds, key)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(done, out)
+        print(f"{name}: wrote {out.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
+        count += 1
+    return count
+
+
+def check(profile: str = "book") -> list[str]:
+    """Problems that make the published book stale: one line per chapter, empty when current."""
+    problems = []
+    for name, src in chapters().items():
+        out = output_path(src)
+        stored = _stored_stamp(out)
+        if stored is None:
+            problems.append(f"{name}: {out.relative_to(ROOT)} is missing or was not run by the pipeline")
+        elif stored.get("stamp") != stamp(src, parameters(name, profile)):
+            problems.append(f"{name}: stale (source, parameters, library or requirements changed)")
+    return problems
+
+
+def build(strict: bool = True) -> None:
+    """Render the book from ``book/`` into ``_build/html`` (execution off)."""
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)]
+    if strict:
+        cmd += ["--warningiserror", "--keep-going"]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def _value(text: str) -> Any:
+    return yaml.safe_load(text)  # "0.5" → 0.5, "[1, 2]" → list, "forward" → str
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m backward_lib.book", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters")
+    p_run = sub.add_parser("run", help="execute chapters into book/")
+    p_run.add_argument("chapters", nargs="*")
+    p_run.add_argument("--profile", default="book")
+    p_run.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    p_run.add_argument("--force", action="store_true", help="re-run even when current")
+    p_check = sub.add_parser("check", help="fail if an executed chapter is missing or stale")
+    p_check.add_argument("--profile", default="book")
+    p_build = sub.add_parser("build", help="render the HTML book")
+    p_build.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            for name, src in chapters().items():
+                print(f"{name:32s} {src.relative_to(ROOT)}")
+        elif args.command == "run":
+            overrides = {k: _value(v) for k, v in args.p}
+            bad = [k for k in overrides if not re.fullmatch(r"[A-Za-z_]\w*", k)]
+            if bad:
+                raise ValueError(f"-p: parameter names must be identifiers, got {bad}")
+            run(args.chapters, args.profile, overrides, args.force)
+        elif args.command == "check":
+            problems = check(args.profile)
+            for line in problems:
+                print(line)
+            if problems:
+                print("run `python -m backward_lib.book run` (or `make book`) to refresh them")
+                return 1
+            print(f"{len(chapters())} chapters current")
+        else:
+            build(strict=not args.no_strict)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Claim cells: computed verdicts with stated tolerances that raise when a claim fails.
+
+A chapter builds :class:`Claim` objects from its measurements, shows them with :func:`table`
+(measured values: machine-dependent digits) and ends with :func:`check`, whose printed lines
+are machine-independent (verdict, claim, tolerance) so that nbval can compare them, and which
+raises :class:`ClaimFailed` if any claim does not hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+__all__ = ["Claim", "ClaimFailed", "at_least", "at_most", "check", "close", "table"]
+
+
+class ClaimFailed(AssertionError):
+    """A claim of the paper was not reproduced within its tolerance."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checked statement: ``measured`` against ``target`` under ``relation``."""
+
+    source: str  # where the paper says it, e.g. "Example 3.1"
+    statement: str  # what is claimed, in words
+    measured: float
+    target: float
+    relation: str  # "close": |measured − target| ≤ tol; "at_most"/"at_least": against target
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        m, t = self.measured, self.target
+        if not math.isfinite(m):
+            return False
+        if self.relation == "close":
+            return abs(m - t) <= self.tol
+        if self.relation == "at_most":
+            return m <= t + self.tol
+        return m >= t - self.tol
+
+    @property
+    def criterion(self) -> str:
+        if self.relation == "close":
+            return f"|measured − {self.target:.4g}| ≤ {self.tol:.2g}"
+        sign = "≤" if self.relation == "at_most" else "≥"
+        slack = f" (slack {self.tol:.2g})" if self.tol else ""
+        return f"measured {sign} {self.target:.4g}{slack}"
+
+
+def _claim(source, statement, measured, target, relation, tol) -> Claim:
+    if tol < 0:
+        raise ValueError(f"tol must be ≥ 0, got {tol}")
+    return Claim(source, statement, float(measured), float(target), relation, float(tol))
+
+
+def close(source: str, statement: str, measured: float, target: float, tol: float) -> Claim:
+    """Claim that ``measured`` equals ``target`` within ``tol`` (absolute)."""
+    return _claim(source, statement, measured, target, "close", tol)
+
+
+def at_most(source: str, statement: str, measured: float, bound: float, tol: float = 0.0) -> Claim:
+    """Claim that ``measured ≤ bound + tol``."""
+    return _claim(source, statement, measured, bound, "at_most", tol)
+
+
+def at_least(source: str, statement: str, measured: float, bound: float, tol: float = 0.0) -> Claim:
+    """Claim that ``measured ≥ bound − tol``."""
+    return _claim(source, statement, measured, bound, "at_least", tol)
+
+
+def table(claims: list[Claim]) -> pd.DataFrame:
+    """The claims with their measured values, for display before the verdicts."""
+    rows = [{**asdict(c), "criterion": c.criterion, "passed": c.passed} for c in claims]
+    cols = ["source", "statement", "measured", "criterion", "passed"]
+    return pd.DataFrame(rows)[cols]
+
+
+def check(claims: list[Claim]) -> None:
+    """Print one machine-independent verdict line per claim; raise if any failed."""
+    if not claims:
+        raise ValueError("check needs at least one claim")
+    for c in claims:
+        print(f"{'PASS' if c.passed else 'FAIL'}  [{c.source}] {c.statement}  ({c.criterion})")
+    failed = [c for c in claims if not c.passed]
+    if failed:
+        lines = "; ".join(f"{c.statement}: measured {c.measured:.6g}" for c in failed)
+        raise ClaimFailed(f"{len(failed)} of {len(claims)} claims failed: {lines}")
+    print(f"{len(claims)} of {len(claims)} claims hold.")
