@@ -15,6 +15,7 @@ naming every chapter whose executed notebook is missing or stale.
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import re
@@ -49,8 +50,29 @@ def output_path(src: Path) -> Path:
     return BOOK / src.parent.name / f"{src.stem}.ipynb"
 
 
+def declared(src: Path) -> set[str]:
+    """Names assigned in the chapter's cell tagged ``parameters`` (its documented defaults)."""
+    import jupytext
+
+    cells = [c for c in jupytext.read(src).cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{src.name}: needs exactly one cell tagged 'parameters', found {len(cells)}")
+    tree = ast.parse(cells[0].source)
+    return {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
+
 def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters injected into chapter ``name``: the profile's section, then overrides."""
+    """The parameters injected into chapter ``name``: the profile's section, then overrides.
+
+    Every key must be declared in the chapter's ``parameters`` cell: a misspelt override
+    would otherwise be ignored silently.
+    """
     path = PARAMS / f"{profile}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in PARAMS.glob("*.yaml"))
@@ -59,7 +81,11 @@ def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None)
     unknown = set(sections) - set(chapters())
     if unknown:
         raise ValueError(f"params/{profile}.yaml names unknown chapters: {sorted(unknown)}")
-    return {"profile": profile, **(sections.get(name) or {}), **(overrides or {})}
+    params = {"profile": profile, **(sections.get(name) or {}), **(overrides or {})}
+    unknown = sorted(set(params) - declared(chapters()[name]))
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {unknown}; see its parameters cell")
+    return params
 
 
 def _library_hash() -> str:

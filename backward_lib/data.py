@@ -19,7 +19,7 @@ import torch
 
 __all__ = ["NAMES", "DataNotFound", "load", "read_idx", "search_paths"]
 
-NAMES = ("fashion_mnist",)
+NAMES = ("fashion_mnist", "cifar10", "cifar100")
 SPLITS = ("train", "test")
 
 # file -> (MD5 of torchvision's gzip, SHA-256 of the decompressed IDX bytes)
@@ -106,11 +106,17 @@ def _download(name: str, target: Path) -> None:
 def load(
     name: str, split: str = "train", *, download: bool = True, checksums: dict | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)``: images as float32 ``[N, 1, 28, 28]`` in [0, 1], labels as int64 ``[N]``."""
+    """``(x, y)``: images as float32 ``[N, C, H, W]`` in [0, 1], labels as int64 ``[N]``.
+
+    Fashion-MNIST is [N, 1, 28, 28]; CIFAR-10/100 are [N, 3, 32, 32] (torchvision's files,
+    downloaded into the cache when absent).
+    """
     if name not in NAMES:
         raise ValueError(f"dataset: unknown dataset {name!r}; choose one of {NAMES}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if name.startswith("cifar"):
+        return _load_cifar(name, split, download)
     checksums = FASHION_MNIST if checksums is None else checksums
     files = _SPLIT_FILES[split]
     paths = search_paths(name)
@@ -136,3 +142,64 @@ def load(
     labels = read_idx(_verified(root / files[1], checksums.get(files[1])))
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def _not_found(name: str, split: str, paths: list[Path], reason: str) -> DataNotFound:
+    looked = "\n  ".join(str(p) for p in paths)
+    return DataNotFound(
+        f"{name} ({split}) not found; looked in:\n  {looked}\n{reason}.\n"
+        f"Provide it by running torchvision's {name.upper()} download once with network access "
+        "(it fills the cache above), or set BACKWARD_DATA to a folder holding torchvision's files."
+    )
+
+
+def _load_cifar(name: str, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    paths = search_paths(name)
+    for root in paths:
+        try:
+            ds = cls(str(root), train=split == "train", download=False)
+            break
+        except RuntimeError:  # torchvision: "Dataset not found or corrupted"
+            continue
+    else:
+        if not download:
+            raise _not_found(name, split, paths, "download disabled")
+        try:
+            ds = cls(str(paths[-1]), train=split == "train", download=True)
+        except Exception as err:
+            raise _not_found(name, split, paths, f"download failed ({type(err).__name__}: {err})") from err
+    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+    return x, torch.as_tensor(ds.targets, dtype=torch.int64)
+
+
+def as_images(x: torch.Tensor, size: int = 32, channels: int = 3) -> torch.Tensor:
+    """Resize [N, C, H, W] images to size × size and replicate a single channel to ``channels``.
+
+    Used where a CIFAR chapter falls back to Fashion-MNIST: same architecture, other data.
+    """
+    out = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if out.shape[1] == 1 and channels > 1:
+        out = out.expand(-1, channels, -1, -1)
+    return out.contiguous()
+
+
+REGRESSIONS = {
+    "smooth": lambda t: np.sin(np.pi * t),
+    "oscillating": lambda t: np.sin(4 * np.pi * t) * np.exp(-(t**2)),
+    "kinked": lambda t: np.abs(t) - 0.5 + 0.5 * (t > 0.5),
+}
+
+
+def regression(name: str, n: int = 100, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` points (x, f(x)), x uniform on [−1, 1], from one of three function graphs.
+
+    ``smooth``: sin(πx); ``oscillating``: sin(4πx)·e^(−x²); ``kinked``: |x| − ½ with a jump of
+    ½ at x = ½ (a kink and a discontinuity). Returned as float32 [n, 1] tensors.
+    """
+    if name not in REGRESSIONS:
+        raise ValueError(f"dataset: unknown regression {name!r}; choose one of {tuple(REGRESSIONS)}")
+    t = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, 1))
+    return torch.tensor(t, dtype=torch.float32), torch.tensor(REGRESSIONS[name](t), dtype=torch.float32)

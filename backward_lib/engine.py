@@ -73,6 +73,9 @@ class _Runner:
         self.T, self.theta0, self.check_every, self.on_apply = T, theta0, check_every, on_apply
         self.applications = 0
         self.points: OrderedDict[Chain, Theta] = OrderedDict()  # recent chain end points
+        # end points that later chains start from (θ_r of a reset, a window's start): kept apart
+        # from ``points`` so that the steps inside a long window cannot evict their start
+        self.starts: OrderedDict[Chain, Theta] = OrderedDict()
         # per start point: the last chain run from it, its end point and optimizer state
         self.frontier: OrderedDict[Chain | None, tuple[Chain, Theta, State]] = OrderedDict()
 
@@ -86,17 +89,34 @@ class _Runner:
         while len(store) > size:
             store.popitem(last=False)
 
+    def _known(self, c: Chain) -> tuple[bool, Theta]:
+        for store in (self.starts, self.points):
+            if c in store:
+                store.move_to_end(c)
+                return True, store[c]
+        return False, None
+
     def evaluate(self, chain: Chain) -> Theta:
         lineage = []  # chains to run, newest first, down to a known start
         c: Chain | None = chain
-        while c is not None and c not in self.points:
+        theta = self.theta0
+        while c is not None:
+            found, point = self._known(c)
+            if found:
+                theta = point
+                if c is not chain:  # a start point: keep it for the next steps
+                    self._remember(self.starts, c, point)
+                break
             lineage.append(c)
             c = c.start
-        theta = self.theta0 if c is None else self.points[c]
         for c in reversed(lineage):
             theta = self._run(c, theta)
-            self._remember(self.points, c, self._copy(theta))
-        return self.points[chain]
+            point = self._copy(theta)
+            self._remember(self.points, c, point)
+            if c is not chain:
+                self._remember(self.starts, c, point)
+            theta = point
+        return theta
 
     def _resume(self, chain: Chain) -> tuple[int, Theta, State]:
         """How much of ``chain`` the last chain from the same start has already applied."""
@@ -151,6 +171,11 @@ def trajectory(
         yield n, runner.evaluate(order.chain(n))
 
 
+def evaluate(T: Callable[[Theta, int], Theta] | StepMap, theta0: Theta, chain: Chain) -> Theta:
+    """The end point of one chain (its start point evaluated first)."""
+    return _Runner(step_map(T), theta0).evaluate(chain)
+
+
 def count_applications(order: Order, steps: int | Iterable[int]) -> int:
     """Map applications the engine will make for these steps (a dry run, no tensors)."""
     steps = normalize_steps(steps)
@@ -176,6 +201,7 @@ def iterate(
     :class:`StepMap` carrying optimizer state. ``steps`` is N (all of 1..N) or an iterable.
     Example: ``iterate(T, x0, orders.backward(), 100)[100]`` is T_1 ∘ … ∘ T_100 (x0).
     """
+    steps = normalize_steps(steps)  # once: a one-shot iterator must serve the bar and the run
     on_apply = None
     bar = None
     if progress:

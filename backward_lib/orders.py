@@ -18,7 +18,7 @@ backward iterate is just data, and the engine computes and caches that start onc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
@@ -47,12 +47,34 @@ class Chain:
     start: Chain | None
     batches: Sequence[int]
 
+    # Chains of chained windows nest thousands deep: hash once (the start's hash is cached) and
+    # compare and count iteratively, so no method recurses down the nesting.
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.start, self.batches)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        a: Chain | None = self
+        b = other
+        while a is not b:
+            if not isinstance(a, Chain) or not isinstance(b, Chain):
+                return False
+            if a._hash != b._hash or a.batches != b.batches:  # type: ignore[attr-defined]
+                return False
+            a, b = a.start, b.start
+        return True
+
     def __len__(self) -> int:
         return len(self.batches)
 
     def cost(self) -> int:
         """Map applications needed from θ₀, counting the start's own chain."""
-        return len(self.batches) + (self.start.cost() if self.start is not None else 0)
+        total, c = 0, self
+        while c is not None:
+            total, c = total + len(c.batches), c.start
+        return total
 
 
 def _forward_chain(n: int) -> Chain:
@@ -76,6 +98,7 @@ class Order:
     every: int | None = None  # window length W
     start: Start = "forward"  # which iterate a reset chain starts from
     backward_before: bool = True  # reset: backward before r; delayed: forward before s
+    _windows: dict[int, Chain] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def chain(self, n: int) -> Chain:
         """The chain whose end point is this order's iterate at step ``n``."""
@@ -97,9 +120,27 @@ class Order:
             r = w * ((n - 1) // w)
             if r == 0:
                 return _backward_chain(n)
-            start = _forward_chain(r) if self.start == "forward" else self.chain(r)
+            start = _forward_chain(r) if self.start == "forward" else self._window_chain(r)
             return Chain(start, range(n, r, -1))
         raise ValueError(f"order: unknown order {self.name!r}; choose one of {NAMES}")
+
+    def _window_chain(self, r: int) -> Chain:
+        """This order's own chain at window end r (a multiple of W), built without recursion.
+
+        Windows are memoized, so consecutive steps share their start chains (and the engine's
+        cache lookups stop at the first, identical, start).
+        """
+        w, memo = self.every, self._windows
+        assert w is not None
+        lo = r
+        while lo > 0 and lo not in memo:
+            lo -= w
+        c = memo.get(lo)
+        while lo < r:
+            lo += w
+            c = memo[lo] = Chain(c, range(lo, lo - w, -1))
+        assert c is not None
+        return c
 
     def validate(self, last_step: int) -> None:
         """Raise a ValueError naming the parameter if the order cannot run up to ``last_step``."""
@@ -177,3 +218,21 @@ def get(name: str, **kwargs: int | str) -> Order:
     if name not in factories:
         raise ValueError(f"order: unknown order {name!r}; choose one of {NAMES}")
     return factories[name](**kwargs)  # type: ignore[operator]
+
+
+def parse(spec: str) -> Order:
+    """An order from a short spec: ``forward``, ``backward``, ``reset:1000``,
+    ``reset:1000:backward``, ``delayed:1000``, ``window:100`` or ``window:100:window``."""
+    name, *args = spec.split(":")
+    try:
+        if name in ("forward", "backward") and not args:
+            return get(name)
+        if name == "reset" and len(args) in (1, 2):
+            return reset(int(args[0]), *args[1:])  # type: ignore[arg-type]
+        if name == "delayed" and len(args) == 1:
+            return delayed(int(args[0]))
+        if name == "window" and len(args) in (1, 2):
+            return window(int(args[0]), *args[1:])  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"order: bad order spec {spec!r}: {err}") from err
+    raise ValueError(f"order: unknown order spec {spec!r}; e.g. 'backward', 'reset:1000', 'window:100'")

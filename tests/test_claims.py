@@ -1,0 +1,82 @@
+"""Claim verdicts and the check cell."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from backward_lib import claims
+
+
+@pytest.mark.parametrize(
+    ("claim", "passed"),
+    [
+        (claims.close("s", "x", 1.05, 1.0, 0.1), True),
+        (claims.close("s", "x", 0.95, 1.0, 0.1), True),
+        (claims.close("s", "x", 1.2, 1.0, 0.1), False),
+        (claims.close("s", "x", 0.8, 1.0, 0.1), False),
+        (claims.close("s", "x", 1.0, 1.0, 0.0), True),
+        (claims.at_most("s", "x", 0.9, 1.0), True),
+        (claims.at_most("s", "x", 1.0, 1.0), True),
+        (claims.at_most("s", "x", 1.1, 1.0), False),
+        (claims.at_most("s", "x", 1.1, 1.0, tol=0.2), True),
+        (claims.at_least("s", "x", 1.1, 1.0), True),
+        (claims.at_least("s", "x", 0.9, 1.0), False),
+        (claims.at_least("s", "x", 0.9, 1.0, tol=0.2), True),
+        (claims.at_least("s", "x", -5.0, 1.0, tol=0.2), False),
+        (claims.close("s", "x", math.nan, 1.0, 1e9), False),
+        (claims.at_most("s", "x", math.nan, 1.0, 1e9), False),
+        (claims.at_least("s", "x", math.inf, 1.0), False),
+        (claims.at_most("s", "x", -math.inf, 1.0), False),
+    ],
+)
+def test_verdicts(claim, passed):
+    assert claim.passed is passed
+
+
+def test_negative_tolerance_rejected():
+    with pytest.raises(ValueError, match="tol"):
+        claims.close("s", "x", 1.0, 1.0, -0.1)
+
+
+def test_check_passes_and_prints(capsys):
+    cs = [claims.close("Example 3.1", "variance", 0.5, 0.5, 0.01), claims.at_most("Thm 2.2", "slope", -1, 0)]
+    claims.check(cs)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("PASS  [Example 3.1] variance")
+    assert out[1].startswith("PASS  [Thm 2.2] slope")
+    assert out[-1] == "2 of 2 claims hold."
+
+
+def test_check_raises_on_failure(capsys):
+    cs = [
+        claims.close("A", "good", 1.0, 1.0, 0.1),
+        claims.at_least("B", "bad", 0.25, 1.0),
+    ]
+    with pytest.raises(claims.ClaimFailed, match="1 of 2 claims failed") as err:
+        claims.check(cs)
+    assert "bad" in str(err.value) and "0.25" in str(err.value)
+    assert isinstance(err.value, AssertionError)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("PASS  [A] good")
+    assert out[1].startswith("FAIL  [B] bad")
+    assert not any("claims hold" in line for line in out)
+
+
+def test_check_lines_do_not_show_measured_values(capsys):
+    """Verdict lines are machine-independent: the measured value is not printed."""
+    claims.check([claims.close("A", "stmt", 0.123456789, 0.12, 0.01)])
+    assert "0.123456789" not in capsys.readouterr().out
+
+
+def test_check_needs_claims():
+    with pytest.raises(ValueError):
+        claims.check([])
+
+
+def test_table():
+    t = claims.table([claims.close("A", "a", 1.0, 1.0, 0.1), claims.at_most("B", "b", 2.0, 1.0)])
+    assert list(t.columns) == ["source", "statement", "measured", "criterion", "passed"]
+    assert t["passed"].tolist() == [True, False]
+    assert t["measured"].tolist() == [1.0, 2.0]
