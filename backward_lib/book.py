@@ -6,8 +6,12 @@
     python -m backward_lib.book build
 
 Chapters are ``notebooks/<part>/<name>.py``; the executed notebook goes to
-``book/<part>/<name>.ipynb``. Its metadata carries a stamp: a hash of the source, the
-parameters, the library's source (this pipeline file excluded: it does not change results)
+``book/<part>/<name>.ipynb``. A *variant* ``notebooks/<part>/<name>.yaml`` reuses another
+chapter's source with its own title, introduction and default parameters (the same analysis
+of another figure: another model, data set or optimizer), so no notebook is copied.
+
+An executed notebook's metadata carries a stamp: a hash of the source, the parameters, the
+library's source (this pipeline file excluded: it does not change results)
 and ``requirements.txt``. A chapter whose stamp is current is not re-run; ``check`` fails
 naming every chapter whose executed notebook is missing or stale.
 """
@@ -37,9 +41,9 @@ __all__ = ["build", "chapters", "check", "main", "parameters", "run", "stamp"]
 
 
 def chapters() -> dict[str, Path]:
-    """Chapter name → jupytext source, for every ``notebooks/<part>/<name>.py``."""
+    """Chapter name → source: ``notebooks/<part>/<name>.py`` or a variant ``<name>.yaml``."""
     found: dict[str, Path] = {}
-    for src in sorted(NOTEBOOKS.glob("*/*.py")):
+    for src in sorted([*NOTEBOOKS.glob("*/*.py"), *NOTEBOOKS.glob("*/*.yaml")]):
         if src.stem in found:
             raise ValueError(f"two chapters are named {src.stem!r}: {found[src.stem]} and {src}")
         found[src.stem] = src
@@ -50,11 +54,33 @@ def output_path(src: Path) -> Path:
     return BOOK / src.parent.name / f"{src.stem}.ipynb"
 
 
+def _variant(src: Path) -> dict[str, Any]:
+    spec = yaml.safe_load(src.read_text()) or {}
+    missing = {"source", "title", "intro"} - set(spec)
+    if missing:
+        raise ValueError(f"{src.name}: a variant needs keys {sorted(missing)}")
+    base = src.parent / spec["source"]
+    if not base.is_file() or base.suffix != ".py":
+        raise ValueError(f"{src.name}: source {spec['source']!r} is not a chapter source beside it")
+    return {**spec, "source": base, "parameters": spec.get("parameters") or {}}
+
+
+def notebook(src: Path):
+    """The chapter as a notebook; a variant's title and introduction replace the first cell."""
+    import jupytext
+    import nbformat
+
+    if src.suffix == ".py":
+        return jupytext.read(src)
+    spec = _variant(src)
+    nb = jupytext.read(spec["source"])
+    nb.cells[0] = nbformat.v4.new_markdown_cell(f"# {spec['title']}\n\n{spec['intro'].strip()}")
+    return nb
+
+
 def declared(src: Path) -> set[str]:
     """Names assigned in the chapter's cell tagged ``parameters`` (its documented defaults)."""
-    import jupytext
-
-    cells = [c for c in jupytext.read(src).cells if "parameters" in c.metadata.get("tags", [])]
+    cells = [c for c in notebook(src).cells if "parameters" in c.metadata.get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{src.name}: needs exactly one cell tagged 'parameters', found {len(cells)}")
     tree = ast.parse(cells[0].source)
@@ -81,8 +107,10 @@ def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None)
     unknown = set(sections) - set(chapters())
     if unknown:
         raise ValueError(f"params/{profile}.yaml names unknown chapters: {sorted(unknown)}")
-    params = {"profile": profile, **(sections.get(name) or {}), **(overrides or {})}
-    unknown = sorted(set(params) - declared(chapters()[name]))
+    src = chapters()[name]
+    own = _variant(src)["parameters"] if src.suffix == ".yaml" else {}
+    params = {"profile": profile, **own, **(sections.get(name) or {}), **(overrides or {})}
+    unknown = sorted(set(params) - declared(src))
     if unknown:
         raise ValueError(f"{name}: unknown parameter(s) {unknown}; see its parameters cell")
     return params
@@ -99,8 +127,11 @@ def _library_hash() -> str:
 def stamp(src: Path, params: dict[str, Any]) -> str:
     """Hash of the chapter source, its parameters, the library and the pinned requirements."""
     h = hashlib.sha256()
+    sources = [src.read_bytes()]
+    if src.suffix == ".yaml":
+        sources.append(_variant(src)["source"].read_bytes())
     for part in (
-        src.read_bytes(),
+        *sources,
         json.dumps(params, sort_keys=True, default=str).encode(),
         _library_hash().encode(),
         (ROOT / "requirements.txt").read_bytes(),
@@ -165,7 +196,6 @@ def _finish(nb, params: dict, seconds: float, key: str) -> None:
 
 def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force: bool) -> int:
     """Execute chapters (all when ``names`` is empty); return how many were (re)run."""
-    import jupytext
     import nbformat
     import papermill
 
@@ -182,7 +212,7 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
             print(f"{name}: current ({key}), not re-run")
             continue
         print(f"{name}: executing with {params}", flush=True)
-        nb = jupytext.read(src)
+        nb = notebook(src)
         nb.metadata["kernelspec"] = KERNEL
         with tempfile.TemporaryDirectory() as tmp:
             tmp_in, tmp_out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
@@ -207,9 +237,23 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
     return count
 
 
+def _toc_files() -> set[str]:
+    def walk(node) -> list[str]:
+        if isinstance(node, dict):
+            own = [node["file"]] if "file" in node else []
+            return own + [f for v in node.values() for f in walk(v)]
+        if isinstance(node, list):
+            return [f for v in node for f in walk(v)]
+        return []
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return {str(Path(f).with_suffix("")) for f in [*walk(toc), toc["root"]]}
+
+
 def check(profile: str = "book") -> list[str]:
     """Problems that make the published book stale: one line per chapter, empty when current."""
     problems = []
+    toc = _toc_files()
     for name, src in chapters().items():
         out = output_path(src)
         stored = _stored_stamp(out)
@@ -217,6 +261,8 @@ def check(profile: str = "book") -> list[str]:
             problems.append(f"{name}: {out.relative_to(ROOT)} is missing or was not run by the pipeline")
         elif stored.get("stamp") != stamp(src, parameters(name, profile)):
             problems.append(f"{name}: stale (source, parameters, library or requirements changed)")
+        if str(out.relative_to(ROOT).with_suffix("")) not in toc:
+            problems.append(f"{name}: not listed in _toc.yml, so not published")
     return problems
 
 

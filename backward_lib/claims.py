@@ -4,6 +4,12 @@ A chapter builds :class:`Claim` objects from its measurements, shows them with :
 (measured values: machine-dependent digits) and ends with :func:`check`, whose printed lines
 are machine-independent (verdict, claim, tolerance) so that nbval can compare them, and which
 raises :class:`ClaimFailed` if any claim does not hold.
+
+Two kinds of claim. A *check* is something the book asserts (a closed form matched, an
+invariant of the engine, a theorem's bound): it must hold, and a failure raises. A *finding*
+compares a measurement with the paper's claim at the book's scale: its verdict, AGREES or
+DISAGREES, is computed the same way and printed, but a disagreement is a result to report,
+not an error, so it does not raise.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Claim:
     target: float
     relation: str  # "close": |measured − target| ≤ tol; "at_most"/"at_least": against target
     tol: float
+    kind: str = "check"  # "check": must hold; "finding": agreement with the paper, reported
 
     @property
     def passed(self) -> bool:
@@ -51,10 +58,12 @@ class Claim:
         return f"measured {sign} {self.target:.4g}{slack}"
 
 
-def _claim(source, statement, measured, target, relation, tol) -> Claim:
+def _claim(source, statement, measured, target, relation, tol, kind="check") -> Claim:
     if tol < 0:
         raise ValueError(f"tol must be ≥ 0, got {tol}")
-    return Claim(source, statement, float(measured), float(target), relation, float(tol))
+    if relation not in ("close", "at_most", "at_least"):
+        raise ValueError(f"relation must be 'close', 'at_most' or 'at_least', got {relation!r}")
+    return Claim(source, statement, float(measured), float(target), relation, float(tol), kind)
 
 
 def close(source: str, statement: str, measured: float, target: float, tol: float) -> Claim:
@@ -72,21 +81,40 @@ def at_least(source: str, statement: str, measured: float, bound: float, tol: fl
     return _claim(source, statement, measured, bound, "at_least", tol)
 
 
+def finding(
+    source: str, statement: str, measured: float, target: float, relation: str, tol: float = 0.0
+) -> Claim:
+    """The paper's claim as a measured comparison: AGREES or DISAGREES, never an error."""
+    return _claim(source, statement, measured, target, relation, tol, kind="finding")
+
+
+def _verdict(c: Claim) -> str:
+    if c.kind == "finding":
+        return "AGREES" if c.passed else "DISAGREES"
+    return "PASS" if c.passed else "FAIL"
+
+
 def table(claims: list[Claim]) -> pd.DataFrame:
     """The claims with their measured values, for display before the verdicts."""
-    rows = [{**asdict(c), "criterion": c.criterion, "passed": c.passed} for c in claims]
-    cols = ["source", "statement", "measured", "criterion", "passed"]
+    rows = [{**asdict(c), "criterion": c.criterion, "verdict": _verdict(c)} for c in claims]
+    cols = ["source", "statement", "measured", "criterion", "verdict"]
     return pd.DataFrame(rows)[cols]
 
 
 def check(claims: list[Claim]) -> None:
-    """Print one machine-independent verdict line per claim; raise if any failed."""
+    """Print one machine-independent verdict line per claim; raise if a check failed."""
     if not claims:
         raise ValueError("check needs at least one claim")
     for c in claims:
-        print(f"{'PASS' if c.passed else 'FAIL'}  [{c.source}] {c.statement}  ({c.criterion})")
-    failed = [c for c in claims if not c.passed]
+        print(f"{_verdict(c)}  [{c.source}] {c.statement}  ({c.criterion})")
+    checks = [c for c in claims if c.kind == "check"]
+    findings = [c for c in claims if c.kind == "finding"]
+    failed = [c for c in checks if not c.passed]
     if failed:
         lines = "; ".join(f"{c.statement}: measured {c.measured:.6g}" for c in failed)
-        raise ClaimFailed(f"{len(failed)} of {len(claims)} claims failed: {lines}")
-    print(f"{len(claims)} of {len(claims)} claims hold.")
+        raise ClaimFailed(f"{len(failed)} of {len(checks)} checks failed: {lines}")
+    summary = f"{len(checks)} of {len(checks)} checks hold."
+    if findings:
+        agree = sum(c.passed for c in findings)
+        summary += f" Findings: {agree} of {len(findings)} agree with the paper."
+    print(summary)

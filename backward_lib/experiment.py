@@ -21,7 +21,7 @@ from .engine import count_applications, trajectory
 from .probe import NetworkProbe
 from .store import Store
 
-__all__ = ["Experiment", "Prepared", "prepare", "run", "DATASETS"]
+__all__ = ["Experiment", "Prepared", "prepare", "run", "run_seeds", "card", "grid", "DATASETS"]
 
 DATASETS = (
     "fashion_mnist",
@@ -223,3 +223,39 @@ def run(exp: Experiment, *, progress: bool = True, root: str | None = None) -> t
             bar.close()
     frame = pd.DataFrame([r for spec in exp.orders for r in store.rows(spec)], columns=record.COLUMNS)
     return frame, prep
+
+
+def run_seeds(
+    base: Experiment, seeds: list[int], *, progress: bool = True
+) -> tuple[pd.DataFrame, Prepared, float]:
+    """Run ``base`` for each seed (one row per seed in the figures); (records, first run, seconds)."""
+    import time
+    from dataclasses import replace
+
+    if not seeds:
+        raise ValueError("seeds must name at least one seed")
+    t0 = time.perf_counter()
+    runs = [run(replace(base, seed=int(s)), progress=progress) for s in seeds]
+    frame = pd.concat([r[0] for r in runs], ignore_index=True)
+    return frame, runs[0][1], time.perf_counter() - t0
+
+
+def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:
+    """Run-card rows describing what an experiment actually ran."""
+    from .runcard import device_name
+
+    e = prep.exp
+    n_params = sum(p.numel() for p in prep.model.parameters())
+    size = (
+        f"MLP {e.depth}×{round(e.hidden * e.width)}" if e.model == "mlp" else f"{e.model}, width ×{e.width}"
+    )
+    return {
+        "data": f"{prep.data_used}; {len(prep.x)} training examples, {e.test_eval} test examples evaluated",
+        "model": f"{size} ({n_params:,} parameters), init {e.init if e.model == 'mlp' else 'torchvision'}",
+        "training": f"{e.optimizer}, lr {e.lr}, batch {e.batch_size}, {e.steps} steps",
+        "orders": ", ".join(e.orders) + f"; recorded every {e.record_every} step(s)",
+        "seeds": ", ".join(map(str, seeds)),
+        "device": device_name(e.device)
+        + (f", {e.chain_batch} chains per batch" if e.chain_batch > 1 else ""),
+        "compute": f"{seconds:.0f} s for the runs (less when loaded from results/)",
+    }

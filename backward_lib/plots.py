@@ -41,7 +41,7 @@ def use_style() -> None:
 
 def _palette(names: Sequence[str]) -> dict[str, str]:
     extra = iter(sns.color_palette("tab10", len(names) + 5).as_hex()[5:])
-    return {n: ORDER_COLORS.get(n.split("(")[0], None) or next(extra) for n in names}
+    return {n: ORDER_COLORS.get(n.split("(")[0].split(":")[0].strip()) or next(extra) for n in names}
 
 
 def curves(

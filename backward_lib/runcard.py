@@ -42,3 +42,10 @@ def show(profile: str, reproduces: str, **rows: Any) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(markdown(profile, reproduces, **rows)))
+
+
+def notice(text: str, kind: str = "warning") -> None:
+    """A visible admonition in the rendered chapter (e.g. data substituted for the paper's)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f":::{{{kind}}}\n{text}\n:::"))

@@ -10,7 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["common", "variation", "variation_ratio", "movement", "endpoint_quantiles"]
+__all__ = [
+    "common",
+    "variation",
+    "variation_ratio",
+    "movement",
+    "movement_table",
+    "first_step_gap",
+    "ratio_bound",
+    "endpoint_quantiles",
+]
 
 
 def common(
@@ -61,3 +70,66 @@ def endpoint_quantiles(
         raise ValueError(f"late_from: no forward records of {metric!r} after step {late_from}")
     last = ok[ok["order"] == backward].sort_values("step").groupby("seed")["value"].last()
     return last.apply(lambda v: float(np.mean(fwd <= v)))
+
+
+def movement_table(
+    df: pd.DataFrame,
+    orders: tuple[str, ...],
+    windows: dict[str, dict[str, int]] | None = None,
+    curves: tuple[str, ...] = ("test_accuracy", "train_loss"),
+) -> pd.DataFrame:
+    """Per (window, seed, order): each curve's step-to-step variation and the movement measures.
+
+    ``windows`` maps a label to step bounds, e.g. ``{"before reset": {"lo": 1, "hi": 1000},
+    "after reset": {"lo": 1001}}``. By default the second half of training: the first steps
+    fall steeply in every order and would swamp the step-to-step noise being compared.
+    """
+    parts = []
+    half = int(df["step"].max()) // 2
+    for label, w in (windows or {"second half": {"lo": half}}).items():
+        cols = [
+            variation(df, c, orders, **w).stack().rename(f"{c} variation")
+            for c in curves
+            if (df["metric"] == c).any()
+        ]
+        both = pd.concat([*cols, movement(df, orders, **w)], axis=1)
+        both.index = both.index.set_names(["seed", "order"])
+        parts.append(both.assign(window=label).set_index("window", append=True))
+    table = pd.concat(parts).reorder_levels(["window", "seed", "order"])
+    return table.sort_index(level=["window", "seed"], sort_remaining=False)
+
+
+def first_step_gap(df: pd.DataFrame, metric: str = "train_loss") -> float:
+    """Largest difference between orders at step 1, where every order is T_1(θ₀): must be 0."""
+    first = df[(df["step"] == 1) & (df["metric"] == metric)]
+    if first.empty:
+        raise ValueError(f"metric: no records of {metric!r} at step 1")
+    return float(first.groupby("seed")["value"].agg(lambda v: v.max() - v.min()).max())
+
+
+def ratio_bound(table: pd.DataFrame, window: str, measure: str, a: str, b: str) -> tuple[float, float]:
+    """(mean, mean − 2 SE) over seeds of the ratio ``a``/``b`` of one measure in one window."""
+    m = table.xs(window)[measure].unstack()
+    r = m[a] / m[b]
+    if len(r) < 2:
+        return float(r.mean()), float("nan")
+    return float(r.mean()), float(r.mean() - 2 * r.std(ddof=1) / len(r) ** 0.5)
+
+
+def findings(table: pd.DataFrame, source: str, a: str = "forward", b: str = "backward") -> list:
+    """One finding per (window, measure): does ``a`` move more than ``b``?
+
+    A finding agrees only if the lower end of the ratio's 95% interval over seeds (mean − 2
+    standard errors) is above 1: a handful of seeds cannot support a smaller effect.
+    """
+    from . import claims
+
+    out = []
+    single = table.index.get_level_values("seed").nunique() == 1
+    for window in table.index.get_level_values("window").unique():
+        for measure in table.columns:
+            mean, low = ratio_bound(table, window, measure, a, b)
+            how = "one seed: the ratio itself" if single else "lower 95% bound"
+            statement = f"{window}: {measure}, {a}/{b} > 1 ({how})"
+            out.append(claims.finding(source, statement, mean if single else low, 1.0, "at_least"))
+    return out

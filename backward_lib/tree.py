@@ -42,10 +42,20 @@ def all_finite(tree: Tree) -> bool:
 
 
 def distance(a: Tree, b: Tree) -> float:
-    """Euclidean distance ‖a − b‖ over all floating-point leaves."""
-    sq = [
-        (x.detach().double() - y.detach().double()).pow(2).sum()
+    """Euclidean distance ‖a − b‖ over all floating-point leaves.
+
+    Scaled by the largest entry before squaring, so it stays finite up to float64's range
+    (squaring first would overflow once ‖a − b‖ passes about 1e154).
+    """
+    diffs = [
+        (x.detach().double() - y.detach().double()).reshape(-1)
         for x, y in zip(leaves(a), leaves(b), strict=True)
         if x.is_floating_point()
     ]
-    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+    if not diffs:
+        return 0.0
+    d = torch.cat(diffs)
+    scale = d.abs().max()
+    if not torch.isfinite(scale) or scale == 0:
+        return float(scale)
+    return float(scale * (d / scale).pow(2).sum().sqrt())

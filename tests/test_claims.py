@@ -46,7 +46,7 @@ def test_check_passes_and_prints(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("PASS  [Example 3.1] variance")
     assert out[1].startswith("PASS  [Thm 2.2] slope")
-    assert out[-1] == "2 of 2 claims hold."
+    assert out[-1] == "2 of 2 checks hold."
 
 
 def test_check_raises_on_failure(capsys):
@@ -54,14 +54,14 @@ def test_check_raises_on_failure(capsys):
         claims.close("A", "good", 1.0, 1.0, 0.1),
         claims.at_least("B", "bad", 0.25, 1.0),
     ]
-    with pytest.raises(claims.ClaimFailed, match="1 of 2 claims failed") as err:
+    with pytest.raises(claims.ClaimFailed, match="1 of 2 checks failed") as err:
         claims.check(cs)
     assert "bad" in str(err.value) and "0.25" in str(err.value)
     assert isinstance(err.value, AssertionError)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("PASS  [A] good")
     assert out[1].startswith("FAIL  [B] bad")
-    assert not any("claims hold" in line for line in out)
+    assert not any("checks hold" in line for line in out)
 
 
 def test_check_lines_do_not_show_measured_values(capsys):
@@ -77,6 +77,24 @@ def test_check_needs_claims():
 
 def test_table():
     t = claims.table([claims.close("A", "a", 1.0, 1.0, 0.1), claims.at_most("B", "b", 2.0, 1.0)])
-    assert list(t.columns) == ["source", "statement", "measured", "criterion", "passed"]
-    assert t["passed"].tolist() == [True, False]
+    assert list(t.columns) == ["source", "statement", "measured", "criterion", "verdict"]
+    assert t["verdict"].tolist() == ["PASS", "FAIL"]
     assert t["measured"].tolist() == [1.0, 2.0]
+
+
+def test_findings_report_disagreement_without_raising(capsys):
+    cs = [
+        claims.close("A", "check", 1.0, 1.0, 0.1),
+        claims.finding("Fig. 3", "backward is smoother", 0.8, 1.0, "at_least"),
+        claims.finding("Fig. 2", "backward loss lower", 0.5, 1.0, "at_most"),
+    ]
+    claims.check(cs)  # a disagreeing finding is a result, not an error
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("DISAGREES  [Fig. 3]") and out[2].startswith("AGREES  [Fig. 2]")
+    assert out[-1] == "1 of 1 checks hold. Findings: 1 of 2 agree with the paper."
+    assert claims.table(cs)["verdict"].tolist() == ["PASS", "DISAGREES", "AGREES"]
+    # but a failing check next to findings still raises
+    with pytest.raises(claims.ClaimFailed):
+        claims.check([*cs, claims.at_most("B", "bound", 2.0, 1.0)])
+    with pytest.raises(ValueError, match="relation"):
+        claims.finding("A", "x", 1.0, 1.0, "bigger")

@@ -1,0 +1,344 @@
+"""Approximations from Lemma C.1: the backward iterate from the forward one plus Lie brackets
+(Appendix C), and the iteration-order average of small batches as one modified step (Appendix D).
+
+Conventions. T_n(θ) = θ + h V_n(θ) with V_n = −g_n = −∇L_{B_n}; V' is the Jacobian of V, so
+V'_n = −H_n (the batch Hessian). Applying T_{i_1} first and T_{i_k} last (Lemma C.1),
+
+    T_{i_k} ∘ … ∘ T_{i_1}(θ) = θ + h Σ_a V_{i_a} + h² Σ_{a<b} V'_{i_b} V_{i_a} + O(h³),
+
+so, with everything evaluated at θ₀ (Theorem C.2, Definition C.3),
+
+    θ̃_n − θ_n = h² C_n + O(h³),   C_n = Σ_{i<j≤n} (H_i g_j − H_j g_i)(θ₀),
+
+which is h² Σ_{i<j} [V_j, V_i] for the bracket [X, Y] = Y'X − X'Y. The corrected iterate is
+θ̂_n = θ_n + h² C_n. :class:`BracketCorrection` accumulates C_n batch by batch (Corollary C.4).
+
+Hessian-vector products are exact (double backward), on a parameter dict as
+:func:`maps.params_of` gives it or on a flat vector of :class:`curvature.FlatLoss`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from . import engine, maps, orders, tree
+from .engine import StepMap
+
+__all__ = [
+    "BracketCorrection",
+    "Cost",
+    "ExampleLoss",
+    "approximate_backward",
+    "corrected",
+    "example_loss",
+    "grad_and_hvp",
+    "hvp",
+    "lemma_term",
+    "modified_loss",
+    "order_average",
+    "sub_batches",
+]
+
+Tree = tree.Tree
+
+
+# ------------------------------------------------------------------ Hessian-vector products
+
+
+def _rebuild(like: Tree, flat: Iterable[torch.Tensor | None]) -> Tree:
+    """A tree shaped like ``like`` from its leaves in order (``None`` becomes zeros)."""
+    it = iter(flat)
+
+    def pick(t: torch.Tensor) -> torch.Tensor:
+        v = next(it)
+        return torch.zeros_like(t) if v is None else v.detach()
+
+    return tree.tree_map(pick, like)
+
+
+def grad_and_hvp(
+    f: Callable[[Tree], torch.Tensor], theta: Tree, v: Tree, plus_grad: float = 0.0
+) -> tuple[Tree, Tree]:
+    """(g, H(v + s g)) with g = ∇f(θ), H = ∇²f(θ), s = ``plus_grad``, in one double backward:
+    H(v + s g) = ∇_θ (⟨∇f(θ), v⟩ + (s/2)‖∇f(θ)‖²), the vector v held fixed.
+
+    ``theta`` and ``v`` are a tensor or a dict of tensors with the same keys; every leaf of
+    ``theta`` is differentiated (pass parameters only, no buffers).
+    """
+    p = tree.tree_map(lambda t: t.detach().requires_grad_(True), theta)
+    xs = tree.leaves(p)
+    gs = torch.autograd.grad(f(p), xs, create_graph=True, allow_unused=True)
+    pairs = [(g, u) for g, u in zip(gs, tree.leaves(v), strict=True) if g is not None]
+    dot = sum(((g * (u + 0.5 * plus_grad * g)).sum() for g, u in pairs), start=0.0)
+    hv = torch.autograd.grad(dot, xs, allow_unused=True) if torch.is_tensor(dot) and dot.requires_grad else []
+    return _rebuild(p, gs), _rebuild(p, hv or [None] * len(xs))
+
+
+def hvp(f: Callable[[Tree], torch.Tensor], theta: Tree, v: Tree) -> Tree:
+    """The Hessian-vector product ∇²f(θ) v (exact, double backward)."""
+    return grad_and_hvp(f, theta, v)[1]
+
+
+# ---------------------------------------------------------------------- losses over examples
+
+
+def _per_example(loss_fn: Callable) -> Callable:
+    """The loss with ``reduction="none"``: a copy of an ``nn`` loss module, or the keyword."""
+    if isinstance(loss_fn, nn.Module) and hasattr(loss_fn, "reduction"):
+        import copy
+
+        fn = copy.copy(loss_fn)
+        fn.reduction = "none"
+        return fn
+    return lambda out, y: loss_fn(out, y, reduction="none")
+
+
+class ExampleLoss:
+    """L_w(θ) = Σ_e w_e ℓ(θ; x_e, y_e) over example indices e with weights w_e.
+
+    A batch's mean loss is w_e = 1/b on its b examples; Σ_{i<n} L_{B_i} is w_e = c_e/b with
+    c_e the number of times example e appeared in batches 1..n−1. ``theta`` is a dict from
+    :func:`maps.params_of` (the model's parameter entries are differentiated, buffers are
+    held fixed) or, with ``flat``, a flat vector of a :class:`curvature.FlatLoss`.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, *, flat=None):
+        self.model, self.x, self.y, self.flat = model, x, y, flat
+        self.per_example = _per_example(loss_fn)
+        self.names = [k for k, _ in model.named_parameters()]
+        self.chunk = 4096  # examples per forward pass: weighted sums are linear, so chunks add
+
+    @classmethod
+    def from_flat(cls, flat) -> ExampleLoss:
+        """The same losses with θ the flat vector w of a :class:`curvature.FlatLoss`."""
+        return cls(flat.model, flat.loss_fn, flat.x, flat.y, flat=flat)
+
+    def variables(self, theta: Tree) -> Tree:
+        """The differentiated part of θ: the parameter entries, or the flat vector."""
+        return theta if self.flat is not None else {k: theta[k] for k in self.names}
+
+    def _call_dict(self, p: Tree, theta: Tree) -> dict:
+        if self.flat is not None:
+            return {**self.flat.unpack(p), **{k: b.clone() for k, b in self.flat.buffers.items()}}
+        rest = {k: v.clone() for k, v in theta.items() if k not in p}  # BatchNorm may write these
+        return {**rest, **p}
+
+    def function(self, theta: Tree, idx: torch.Tensor, weights: torch.Tensor | float) -> Callable:
+        """p ↦ Σ_e w_e ℓ_e(p) on ``idx`` (p: the variables of θ; buffers taken from θ)."""
+
+        def f(p: Tree) -> torch.Tensor:
+            call = self._call_dict(p, theta)
+            total = 0.0
+            for s in range(0, len(idx), self.chunk):
+                i = idx[s : s + self.chunk]
+                out = functional_call(self.model, call, (self.x[i],))
+                per = self.per_example(out, self.y[i]).reshape(len(i), -1).mean(1)
+                w = weights[s : s + self.chunk] if torch.is_tensor(weights) else weights
+                total = total + (w * per).sum()
+            return total
+
+        return f
+
+    def batch(self, theta: Tree, idx: torch.Tensor) -> Callable:
+        """p ↦ L_B(p), the mean loss of the batch ``idx``."""
+        return self.function(theta, idx, 1.0 / len(idx))
+
+
+def example_loss(model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor) -> ExampleLoss:
+    """Weighted per-example losses of ``model`` on (x, y), θ a parameter dict."""
+    return ExampleLoss(model, loss_fn, x, y)
+
+
+# ---------------------------------------------------------------- Lie-bracket correction (C)
+
+
+def _add(a: Tree, b: Tree) -> Tree:
+    return tree.tree_map(torch.add, a, b)
+
+
+@dataclass
+class Cost:
+    """Work done: batch HVPs (each with its gradient), examples through HVPs, seconds."""
+
+    hvps: int = 0
+    hvp_examples: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BracketCorrection:
+    """C_n = Σ_{i<j≤n} (H_i g_j − H_j g_i)(θ₀), one batch at a time (Corollary C.4).
+
+    With G_n = Σ_{i≤n} g_i, P_n = Σ_{i<j≤n} H_j g_i and Q_n = Σ_{i<j≤n} H_i g_j, C_n = Q_n − P_n:
+
+    * ``mode="paper"`` (Corollary C.4): P_n = P_{n−1} + H_n G_{n−1} (one batch HVP) and
+      Q_n = Q_{n−1} + H_{<n} g_n, H_{<n} = Σ_{i<n} H_i the Hessian of the count-weighted loss on
+      the examples of batches 1..n−1 (one HVP over at most the whole data set), every step.
+    * ``mode="deferred"``: S_n = S_{n−1} + H_n(2G_{n−1} + g_n) (one batch HVP per step) and,
+      only when C_n is read, C_n = H_{≤n} G_n − S_n (one HVP over the examples seen): since
+      Σ_{i,j≤n} H_i g_j = Q_n + P_n + Σ_j H_j g_j and S_n = 2P_n + Σ_j H_j g_j.
+
+    Memory: two or three parameter-sized vectors and one count per training example.
+    """
+
+    loss: ExampleLoss
+    theta0: Tree
+    schedule: torch.Tensor  # [steps, b]; row n − 1 is batch n
+    mode: str = "paper"
+    n: int = 0
+    cost: Cost = field(default_factory=Cost)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("paper", "deferred"):
+            raise ValueError(f"mode must be 'paper' or 'deferred', got {self.mode!r}")
+        zero = tree.tree_map(torch.zeros_like, self.loss.variables(self.theta0))
+        self.G, self.A, self.B = zero, zero, zero  # paper: A = P, B = Q; deferred: A = S
+        self.counts = torch.zeros(len(self.loss.x), dtype=torch.long, device=self.schedule.device)
+        self._read: tuple[int, Tree] | None = None
+
+    def _hvp(self, idx: torch.Tensor, weights, v: Tree, plus_grad: float = 0.0) -> tuple[Tree, Tree]:
+        self.cost.hvps += 1
+        self.cost.hvp_examples += len(idx)
+        f = self.loss.function(self.theta0, idx, weights)
+        return grad_and_hvp(f, self.loss.variables(self.theta0), v, plus_grad)
+
+    def _seen(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.nonzero(self.counts).squeeze(1)
+        return idx, self.counts[idx].to(self.loss.x.dtype) / self.schedule.shape[1]
+
+    def _step(self) -> None:
+        idx = self.schedule[self.n]  # batch n + 1
+        if self.mode == "paper":
+            g, hG = self._hvp(idx, 1.0 / len(idx), self.G)
+            self.A = _add(self.A, hG)  # P_n = P_{n−1} + H_n G_{n−1}
+            if self.n > 0:
+                self.B = _add(self.B, self._hvp(*self._seen(), g)[1])  # Q_n = Q_{n−1} + H_{<n} g_n
+        else:  # S_n = S_{n−1} + H_n(2G_{n−1} + g_n), g_n from the same pass
+            g, h = self._hvp(idx, 1.0 / len(idx), tree.tree_map(lambda u: 2 * u, self.G), 1.0)
+            self.A = _add(self.A, h)
+        self.G = _add(self.G, g)
+        self.counts[idx] += 1
+        self.n += 1
+
+    def advance(self, to: int) -> None:
+        """Take in batches n + 1, …, ``to``."""
+        if not self.n <= to <= self.schedule.shape[0]:
+            raise ValueError(f"advance: to={to} outside {self.n}..{self.schedule.shape[0]}")
+        t0 = time.perf_counter()
+        while self.n < to:
+            self._step()
+        self.cost.seconds += time.perf_counter() - t0
+
+    def value(self) -> Tree:
+        """C_n for the batches taken in so far (zeros for n ≤ 1)."""
+        if self.mode == "paper":
+            return tree.tree_map(lambda q, p: q - p, self.B, self.A)
+        if self._read is None or self._read[0] != self.n:
+            t0 = time.perf_counter()
+            c = self.G if self.n == 0 else self._hvp(*self._seen(), self.G)[1]
+            self._read = (self.n, tree.tree_map(lambda u, s: u - s, c, self.A))
+            self.cost.seconds += time.perf_counter() - t0
+        return self._read[1]
+
+
+def corrected(theta: Tree, correction: Tree, lr: float) -> Tree:
+    """θ̂ = θ + h² C on the corrected entries (the others, e.g. buffers, are copied)."""
+    if torch.is_tensor(theta):
+        return theta + lr**2 * correction
+    return {k: (v + lr**2 * correction[k]) if k in correction else v.clone() for k, v in theta.items()}
+
+
+def approximate_backward(
+    T: StepMap, theta0: Tree, correction: BracketCorrection, lr: float, steps: int | Iterable[int]
+) -> Iterator[tuple[int, Tree]]:
+    """Yield (n, θ̂_n = θ_n + h² C_n): the forward iterates of the engine, corrected."""
+    for n, theta in engine.trajectory(T, theta0, orders.forward(), steps):
+        correction.advance(n)
+        yield n, corrected(theta, correction.value(), lr)
+
+
+def lemma_term(loss: ExampleLoss, theta: Tree, batches: Iterable[torch.Tensor]) -> Tree:
+    """Σ_{a<b} H_b g_a at θ for batches in application order: for SGD steps with learning rate
+    h, T_{B_k} ∘ … ∘ T_{B_1}(θ) = θ − h Σ_a g_a + h² Σ_{a<b} H_b g_a + O(h³) (Lemma C.1)."""
+    p = loss.variables(theta)
+    G = tree.tree_map(torch.zeros_like, p)
+    out = tree.tree_map(torch.zeros_like, p)
+    for idx in batches:
+        g, hG = grad_and_hvp(loss.batch(theta, idx), p, G)  # H_b Σ_{a<b} g_a
+        out, G = _add(out, hG), _add(G, g)
+    return out
+
+
+# ------------------------------------------------------------ iteration-order average (D.2)
+
+
+def sub_batches(idx: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """Split a batch into k consecutive sub-batches of equal size b/k."""
+    if k < 1 or len(idx) % k:
+        raise ValueError(f"k must divide the batch size {len(idx)}, got k={k}")
+    return list(idx.view(k, -1))
+
+
+def modified_loss(
+    loss: ExampleLoss, theta: Tree, idx: torch.Tensor, lr: float, k: int, lam: float = 1.0
+) -> Callable[[Tree], torch.Tensor]:
+    """p ↦ L_B − λ(h/4)‖∇L_B‖² + λ(h/(4k²)) Σ_a ‖∇L_{B_a}‖² (differentiable, for double backward).
+
+    With λ = 1 one gradient step on it is, to O(h³), the average over all k! orders of k SGD
+    steps with learning rate h/k on the sub-batches B_1..B_k of B (Appendix D.2).
+    """
+    parts = sub_batches(idx, k)
+
+    def f(p: Tree) -> torch.Tensor:
+        losses = [loss.batch(theta, i)(p) for i in parts]
+        L = sum(losses) / k  # equal sub-batch sizes: L_B is the mean of the L_{B_a}
+        if lam == 0:
+            return L
+        xs = tree.leaves(p)
+        ga = [torch.autograd.grad(la, xs, create_graph=True) for la in losses]
+        gB = [sum(gs) / k for gs in zip(*ga, strict=True)]
+        sq = lambda gs: sum((g * g).sum() for g in gs)  # noqa: E731
+        return L + lam * lr * (-sq(gB) / 4 + sum(sq(g) for g in ga) / (4 * k * k))
+
+    return f
+
+
+def order_average(
+    model: nn.Module,
+    loss_fn: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    schedule: torch.Tensor,
+    lr: float,
+    k: int,
+    lam: float = 1.0,
+    optimizer: maps.Optimizer | None = None,
+) -> StepMap:
+    """The step map of batch n: one optimizer step (SGD with lr h by default) on the gradient
+    of :func:`modified_loss` of batch n of ``schedule`` (λ = 0: plain large-batch SGD)."""
+    if schedule.ndim != 2 or schedule.shape[1] % k:
+        raise ValueError(f"schedule must be [steps, b] with k={k} dividing b, got {tuple(schedule.shape)}")
+    opt = optimizer if optimizer is not None else maps.sgd(lr)
+    loss = ExampleLoss(model, loss_fn, x, y)
+    model.train()
+
+    def init(theta: Tree):
+        return opt.init([theta[k_] for k_ in loss.names])
+
+    def update(theta: Tree, state, n: int):
+        if not 1 <= n <= schedule.shape[0]:
+            raise ValueError(f"batch index n={n} outside the schedule's 1..{schedule.shape[0]}")
+        p = {k_: theta[k_].detach().requires_grad_(True) for k_ in loss.names}
+        f = modified_loss(loss, theta, schedule[n - 1], lr, k, lam)
+        grads = torch.autograd.grad(f(p), list(p.values()))
+        with torch.no_grad():
+            state = opt.update([theta[k_] for k_ in loss.names], list(grads), state)
+        return theta, state
+
+    return StepMap(init, update, inplace=True)
