@@ -13,21 +13,36 @@ so, with everything evaluated at θ₀ (Theorem C.2, Definition C.3),
 which is h² Σ_{i<j} [V_j, V_i] for the bracket [X, Y] = Y'X − X'Y. The corrected iterate is
 θ̂_n = θ_n + h² C_n. :class:`BracketCorrection` accumulates C_n batch by batch (Corollary C.4).
 
+Cost, against exact backward (b = batch size, N = training-set size). The exact iterate θ̃_n
+costs n map applications (bn examples through a gradient); every step up to n costs bn²/2.
+The correction costs one batch HVP per step (b examples) plus one HVP over the examples
+seen so far, min(b(n−1), N) examples: every step (``mode="paper"``, Corollary C.4) or only
+when C_n is read (``mode="deferred"``). Every step up to n: about bn²/2 HVP examples while
+bn < N, then N per step — the same order as exact backward for the first pass over the data,
+and linear in n after it. An HVP is about two gradients' work, but over many examples at once.
+
+Appendix D: k SGD steps with learning rate h/k on the sub-batches B_1..B_k of a batch B,
+averaged over all k! orders, are to O(h³) one gradient step with learning rate h on
+L_B − (h/4)‖∇L_B‖² + (h/(4k²)) Σ_a ‖∇L_{B_a}‖² (:func:`modified_loss`, :func:`order_average`).
+
 Hessian-vector products are exact (double backward), on a parameter dict as
-:func:`maps.params_of` gives it or on a flat vector of :class:`curvature.FlatLoss`.
+:func:`maps.params_of` gives it or on a flat vector of :class:`curvature.FlatLoss`. Models
+with BatchNorm are evaluated in training mode, on cloned buffers (θ₀ is never written).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from . import engine, maps, orders, tree
+from . import engine, maps, orders, record, tree
 from .engine import StepMap
 
 __all__ = [
@@ -35,8 +50,10 @@ __all__ = [
     "Cost",
     "ExampleLoss",
     "approximate_backward",
+    "compare",
     "corrected",
     "example_loss",
+    "grad",
     "grad_and_hvp",
     "hvp",
     "lemma_term",
@@ -78,6 +95,12 @@ def grad_and_hvp(
     dot = sum(((g * (u + 0.5 * plus_grad * g)).sum() for g, u in pairs), start=0.0)
     hv = torch.autograd.grad(dot, xs, allow_unused=True) if torch.is_tensor(dot) and dot.requires_grad else []
     return _rebuild(p, gs), _rebuild(p, hv or [None] * len(xs))
+
+
+def grad(f: Callable[[Tree], torch.Tensor], theta: Tree) -> Tree:
+    """∇f(θ) (every leaf of ``theta`` differentiated; works through double-backward losses)."""
+    p = tree.tree_map(lambda t: t.detach().requires_grad_(True), theta)
+    return _rebuild(p, torch.autograd.grad(f(p), tree.leaves(p), allow_unused=True))
 
 
 def hvp(f: Callable[[Tree], torch.Tensor], theta: Tree, v: Tree) -> Tree:
@@ -164,7 +187,7 @@ def _add(a: Tree, b: Tree) -> Tree:
 
 @dataclass
 class Cost:
-    """Work done: batch HVPs (each with its gradient), examples through HVPs, seconds."""
+    """Work done: HVPs (each also gives the gradient), the examples they went through, seconds."""
 
     hvps: int = 0
     hvp_examples: int = 0
@@ -261,6 +284,68 @@ def approximate_backward(
     for n, theta in engine.trajectory(T, theta0, orders.forward(), steps):
         correction.advance(n)
         yield n, corrected(theta, correction.value(), lr)
+
+
+def _timed(it: Iterator, clock: list[float]) -> Iterator:
+    """Yield from ``it``, adding the seconds spent producing each item to ``clock[0]``."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            clock[0] += time.perf_counter() - t0
+        yield item
+
+
+def compare(
+    T: StepMap,
+    theta0: Tree,
+    correction: BracketCorrection,
+    lr: float,
+    steps: int | Iterable[int],
+    probe: Callable[[], Callable[[Tree], dict[str, float]]],
+    *,
+    seed: int = 0,
+    backward: Iterator[tuple[int, Tree]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forward, exact backward and approximate backward iterates at ``steps``, in lockstep.
+
+    ``probe()`` gives one order's metric function θ ↦ {name: value} (called once per order,
+    e.g. a fresh :class:`~backward_lib.probe.NetworkProbe`). Returns tidy records
+    (``record.COLUMNS``: the metrics plus ``to_backward`` = ‖·_n − θ̃_n‖ over the corrected
+    entries) and a cost table: seconds spent producing each order's iterates (metrics
+    excluded), map applications and HVPs. ``backward`` replaces the sequential engine's
+    backward iterates at ``steps`` (e.g. :func:`~backward_lib.batched.batched_trajectory`).
+    """
+    steps = engine.normalize_steps(steps)
+    clocks = {name: [0.0] for name in ("forward", "backward", "approx. backward")}
+    runs = {
+        "forward": engine.trajectory(T, theta0, orders.forward(), steps),
+        "backward": backward or engine.trajectory(T, theta0, orders.backward(), steps),
+        "approx. backward": approximate_backward(T, theta0, correction, lr, steps),
+    }
+    its = {name: _timed(it, clocks[name]) for name, it in runs.items()}
+    measure = {name: probe() for name in runs}
+    part = correction.loss.variables  # the corrected entries (buffers are not)
+    rows = []
+    for (n, fwd), (_, bwd), (_, hat) in zip(*its.values(), strict=True):
+        for name, theta in (("forward", fwd), ("backward", bwd), ("approx. backward", hat)):
+            values = dict(measure[name](theta))
+            if name != "backward":
+                values["to_backward"] = tree.distance(part(theta), part(bwd))
+            rows += [(name, seed, n, m, v, not math.isfinite(v)) for m, v in values.items()]
+    maps_ = {name: engine.count_applications(o, steps) for name, o in
+             (("forward", orders.forward()), ("backward", orders.backward()))}  # fmt: skip
+    maps_["approx. backward"] = maps_["forward"]
+    costs = pd.DataFrame(
+        [{"order": k, "seconds": c[0], "map applications": maps_[k],
+          "HVPs": correction.cost.hvps if k.startswith("approx") else 0,
+          "HVP examples": correction.cost.hvp_examples if k.startswith("approx") else 0}
+         for k, c in clocks.items()]
+    )  # fmt: skip
+    return pd.DataFrame(rows, columns=record.COLUMNS), costs
 
 
 def lemma_term(loss: ExampleLoss, theta: Tree, batches: Iterable[torch.Tensor]) -> Tree:

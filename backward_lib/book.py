@@ -78,19 +78,27 @@ def notebook(src: Path):
     return nb
 
 
-def declared(src: Path) -> set[str]:
-    """Names assigned in the chapter's cell tagged ``parameters`` (its documented defaults)."""
+def defaults(src: Path) -> dict[str, Any]:
+    """The chapter's documented defaults: the literal assignments of its ``parameters`` cell."""
     cells = [c for c in notebook(src).cells if "parameters" in c.metadata.get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{src.name}: needs exactly one cell tagged 'parameters', found {len(cells)}")
-    tree = ast.parse(cells[0].source)
-    return {
-        t.id
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for t in node.targets
-        if isinstance(t, ast.Name)
-    }
+    out = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign):
+            # literals, or arithmetic on earlier defaults (e.g. ``tau = 0.035 / 2``)
+            value = eval(
+                compile(ast.Expression(node.value), src.name, "eval"), {"__builtins__": {}}, dict(out)
+            )
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = value
+    return out
+
+
+def declared(src: Path) -> set[str]:
+    """Names assigned in the chapter's cell tagged ``parameters``."""
+    return set(defaults(src))
 
 
 def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -116,12 +124,49 @@ def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None)
     return params
 
 
-def _library_hash() -> str:
+def _imports(code: str, package: str = "backward_lib") -> set[str]:
+    """Library modules a piece of code imports: ``from backward_lib import x``, ``import
+    backward_lib.x``, and a library module's own relative imports (``from .x import y``)."""
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".", 1)[1] if "." in a.name else "__init__" for a in node.names
+                      if a.name.split(".")[0] == package}  # fmt: skip
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level == 0 and mod.split(".")[0] != package:
+                continue
+            sub = mod.split(".", 1)[1] if node.level == 0 and "." in mod else (mod if node.level else "")
+            found |= {sub} if sub else {"__init__", *(a.name for a in node.names)}
+    return {m.split(".")[0] for m in found}
+
+
+def _library_hash(code: str) -> str:
+    """Hash of the library modules ``code`` uses, followed through their own imports.
+
+    A chapter is stale when a module it runs changes, not when an unrelated one does. The
+    pipeline itself (this file) is left out: it does not change results.
+    """
+    lib = ROOT / "backward_lib"
+    todo, seen = _imports(code) | {"__init__"}, set()
+    while todo:
+        name = todo.pop()
+        path = lib / f"{name}.py"
+        if name in seen or name == "book" or not path.is_file():
+            continue
+        seen.add(name)
+        todo |= _imports(path.read_text())
     h = hashlib.sha256()
-    for f in sorted((ROOT / "backward_lib").rglob("*.py")):
-        if f.name != "book.py":
-            h.update(f.relative_to(ROOT).as_posix().encode() + b"\0" + f.read_bytes())
+    for name in sorted(seen):
+        h.update(name.encode() + b"\0" + (lib / f"{name}.py").read_bytes())
+    for script in sorted(set(re.findall(r"benchmarks/\w+\.py", code))):  # scripts a chapter runs
+        h.update(script.encode() + b"\0" + (ROOT / script).read_bytes())
     return h.hexdigest()
+
+
+def _code(text: str) -> str:
+    """The Python code of a jupytext percent source (markdown cells are comments already)."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("%"))
 
 
 def stamp(src: Path, params: dict[str, Any]) -> str:
@@ -130,10 +175,11 @@ def stamp(src: Path, params: dict[str, Any]) -> str:
     sources = [src.read_bytes()]
     if src.suffix == ".yaml":
         sources.append(_variant(src)["source"].read_bytes())
+    code = sources[-1].decode()
     for part in (
         *sources,
         json.dumps(params, sort_keys=True, default=str).encode(),
-        _library_hash().encode(),
+        _library_hash(_code(code)).encode(),
         (ROOT / "requirements.txt").read_bytes(),
     ):
         h.update(hashlib.sha256(part).digest())

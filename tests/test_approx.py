@@ -120,6 +120,21 @@ def test_incremental_correction_equals_the_double_sum(smooth, mode):
     assert corr.cost.hvps == expected
 
 
+def test_correction_on_a_flat_vector_equals_the_dict_version(smooth):
+    flat = curvature.flat_loss(smooth.model, nn.functional.cross_entropy, smooth.x, smooth.y)
+    theta = smooth.theta0()
+    w = flat.pack(theta)
+    by_dict = approx.BracketCorrection(_loss(smooth), theta, smooth.schedule)
+    flat_loss = approx.ExampleLoss.from_flat(flat)
+    by_flat = approx.BracketCorrection(flat_loss, w, smooth.schedule, mode="deferred")
+    by_dict.advance(4)
+    by_flat.advance(4)
+    want = flat.pack(by_dict.value())
+    torch.testing.assert_close(by_flat.value(), want, atol=1e-10 * float(want.norm()), rtol=0)
+    # corrected() on a flat vector: θ + h² C
+    torch.testing.assert_close(approx.corrected(w, by_flat.value(), 0.1), w + 0.01 * by_flat.value())
+
+
 def test_corrected_iterate_is_third_order_and_the_sign_matters(smooth):
     """‖θ̃_n − θ_n‖ ~ h² and ‖θ̃_n − θ̂_n‖ ~ h³; with the sign flipped, the error stays ~ h²."""
     theta0, n = smooth.theta0(), 5
@@ -154,6 +169,24 @@ def test_approximate_backward_runs_the_forward_engine(smooth):
     assert tree.distance(got[1], fwd[1]) == 0.0  # C_1 = 0: θ̂_1 = θ_1 = θ̃_1
     want = approx.corrected(fwd[4], _direct(_loss(smooth), theta0, smooth.schedule, 4), h)
     assert tree.distance(got[4], want) < 1e-12
+
+
+def test_compare_records_three_orders_in_lockstep(smooth):
+    theta0, h = smooth.theta0(), 0.05
+    T = smooth.step_map(maps.sgd(h))
+    corr = approx.BracketCorrection(_loss(smooth), theta0, smooth.schedule, mode="deferred")
+    probe = lambda: lambda th: {"w": float(th["1.weight"].sum())}  # noqa: E731
+    df, costs = approx.compare(T, theta0, corr, h, [1, 3, 5], probe, seed=7)
+    assert set(df["order"]) == {"forward", "backward", "approx. backward"} and set(df["seed"]) == {7}
+    gap = df[df["metric"] == "to_backward"].pivot_table(index="step", columns="order", values="value")
+    assert gap.loc[1].abs().max() < 1e-15  # θ̂_1 = θ_1 = θ̃_1
+    fwd = backward_lib.iterate(T, theta0, orders.forward(), [5])[5]
+    bwd = backward_lib.iterate(T, theta0, orders.backward(), [5])[5]
+    assert math.isclose(gap.loc[5, "forward"], tree.distance(fwd, bwd), rel_tol=1e-9)
+    assert gap.loc[5, "approx. backward"] < gap.loc[5, "forward"]  # smooth net, small h
+    c = costs.set_index("order")
+    assert c.loc["backward", "map applications"] == 1 + 3 + 5
+    assert c.loc["forward", "map applications"] == 5 and c.loc["approx. backward", "HVPs"] == 5 + 3
 
 
 # ---------------------------------------------------------------- order average (D.1, D.2)

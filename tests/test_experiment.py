@@ -131,3 +131,41 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
     a, b = df.sort_values(key).reset_index(drop=True), fresh.sort_values(key).reset_index(drop=True)
     assert (a[key] == b[key]).all().all()
     np.testing.assert_allclose(a["value"], b["value"], rtol=1e-6, atol=1e-7)
+
+
+EXPERIMENT_FIELDS = set(experiment.Experiment.__dataclass_fields__)
+
+
+def paper_experiment(chapter: str, **shrink) -> experiment.Experiment:
+    """The paper profile's configuration of an experiment chapter, shrunk in size only."""
+    from backward_lib import book
+
+    p = {**book.defaults(book.chapters()[chapter]), **book.parameters(chapter, "paper"), **shrink}
+    spec = f"{p['switch']}:{p['reset_at']}" if "reset_at" in p else "backward"
+    kw = {k: v for k, v in p.items() if k in EXPERIMENT_FIELDS}
+    return experiment.Experiment(**{**kw, "orders": ("forward", spec)})
+
+
+@pytest.mark.parametrize("chapter", ["fig2_resnet18", "a3_vgg19", "a4_resnet50", "a5_adamw", "a7_long"])
+def test_paper_profile_never_substitutes(chapter, tmp_path, monkeypatch):
+    """Offline, the paper profile of a CIFAR chapter stops with a clear message instead."""
+    from backward_lib import data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    exp = paper_experiment(chapter, steps=4, record_every=2, forward_every=2, device="cpu")
+    assert exp.substitute is False
+    with pytest.raises(data.DataNotFound, match="looked in"):
+        experiment.prepare(exp)
+
+
+@pytest.mark.parametrize("chapter", ["fig3_reset", "a6_delayed", "a2_curves"])
+def test_paper_profile_code_path_at_small_scale(chapter, tmp_path):
+    """The paper profile's settings (chain batching included) run on the CPU, shrunk."""
+    shrink = dict(steps=12, width=0.02, record_every=3, forward_every=3, train_eval=64, test_eval=64,
+                  device="cpu", train_size=256)  # fmt: skip
+    if chapter != "a2_curves":
+        shrink["reset_at"] = 6
+    exp = paper_experiment(chapter, **shrink)
+    assert exp.chain_batch > 1  # the GPU profile batches chains; here on the CPU
+    df, _ = experiment.run(exp, progress=False, root=tmp_path)
+    assert not df["diverged"].any() and df["step"].max() == 12

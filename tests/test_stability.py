@@ -1,0 +1,61 @@
+"""The stability measures on hand-made records whose answers are known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backward_lib import stability
+
+
+def frame(amplitudes: dict[str, float], seeds=(0, 1, 2), steps=range(1, 21)) -> pd.DataFrame:
+    """Curves that alternate ±amplitude around a trend: variation = 2·amplitude exactly."""
+    rows = []
+    for seed in seeds:
+        for order, amp in amplitudes.items():
+            for n in steps:
+                wiggle = amp * (1 + 0.1 * seed) * (-1) ** n
+                rows.append((order, seed, n, "test_accuracy", 0.5 + wiggle, False))
+                rows.append((order, seed, n, "increment", 3 * amp * (1 + 0.1 * seed), False))
+    return pd.DataFrame(rows, columns=["order", "seed", "step", "metric", "value", "diverged"])
+
+
+def test_variation_and_ratio():
+    df = frame({"forward": 0.02, "backward": 0.01})
+    v = stability.variation(df, "test_accuracy", ("forward", "backward"))
+    np.testing.assert_allclose(v.loc[0, "forward"], 0.04)
+    np.testing.assert_allclose(v.loc[2, "backward"], 0.024)
+    np.testing.assert_allclose(stability.variation_ratio(df, "test_accuracy"), 2.0)
+
+
+def test_movement_table_windows_and_findings():
+    df = frame({"forward": 0.02, "backward": 0.01})
+    table = stability.movement_table(df, ("forward", "backward"), curves=("test_accuracy",))
+    assert list(table.index.names) == ["window", "seed", "order"]
+    assert set(table.index.get_level_values("window")) == {"second half"}
+    mean, low = stability.ratio_bound(table, "second half", "increment", "forward", "backward")
+    assert mean == pytest.approx(2.0) and low == pytest.approx(2.0)  # no spread: bound = mean
+    verdicts = stability.findings(table, "test")
+    assert [c.passed for c in verdicts] == [True, True]
+    # reversed roles: backward moves more, so the findings disagree
+    flipped = stability.findings(table, "test", a="backward", b="forward")
+    assert not any(c.passed for c in flipped)
+
+
+def test_diverged_records_are_left_out():
+    df = frame({"forward": 0.02, "backward": 0.01})
+    df.loc[(df.order == "backward") & (df.step > 15), ["value", "diverged"]] = [math.nan, True]
+    wide = stability.common(df, "test_accuracy", ("forward", "backward"))
+    assert wide.index.get_level_values("step").max() == 15
+
+
+def test_first_step_gap_and_endpoint_quantiles():
+    df = frame({"forward": 0.02, "backward": 0.01})
+    assert stability.first_step_gap(df, "test_accuracy") == pytest.approx(0.01 * 1.2)
+    q = stability.endpoint_quantiles(df, "test_accuracy", late_from=10)
+    assert ((q >= 0) & (q <= 1)).all() and len(q) == 3
+    with pytest.raises(ValueError, match="late_from"):
+        stability.endpoint_quantiles(df, "test_accuracy", late_from=100)
