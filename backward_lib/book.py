@@ -213,16 +213,28 @@ def _merge_streams(outputs: list) -> list:
     return merged
 
 
+def tag_parameter_cells(nb) -> None:
+    """Remove papermill's injected cell from the HTML and fold the defaults cell.
+
+    The run card states the values a chapter actually ran with; the defaults stay one click
+    away, and the notebook itself keeps both cells.
+    """
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        want = {"injected-parameters": "remove-cell", "parameters": "hide-cell"}
+        for have, add in want.items():
+            if have in tags and add not in tags:
+                tags.append(add)
+
+
 def _finish(nb, params: dict, seconds: float, key: str) -> None:
     """Hide the injected parameters, tidy progress output, fill in the run card's wall time."""
     from . import __version__
     from .runcard import WALL_PENDING, device_name
 
     wall = f"{seconds:.1f} s on {device_name(params.get('device', 'cpu'))}"
+    tag_parameter_cells(nb)
     for cell in nb.cells:
-        tags = cell.metadata.setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
-            tags.append("remove-cell")
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
         for out in cell.get("outputs", []):

@@ -1,0 +1,229 @@
+"""Engine throughput on the Figure 3 workload, against the paper's plain Figure 1 loop.
+
+Workload: MLP 784 → 5×500 ReLU → 10 (He init), Fashion-MNIST train, SGD lr 0.001, batch 8,
+cross-entropy, backward order at a few recorded steps. In one run this measures
+
+* ``engine_chain_steps_per_s``: map applications per second of ``backward_lib.trajectory``
+  with ``maps.network`` + ``maps.sgd`` (applications counted by ``count_applications``);
+* ``naive_chain_steps_per_s``: the same applications done as Figure 1 does them: for each
+  recorded step n, load θ₀ into an ``nn.Module``, make a fresh ``torch.optim.SGD`` and replay
+  the stored batches n, n−1, …, 1 with zero_grad / backward / step;
+* ``model_gflops`` of the engine, a same-run fp32 ``torch.matmul`` peak and their ratio.
+
+Both loops must end at the same parameters (``max_abs_diff``), so the rates compare the same
+computation. The last line of stdout is one JSON object; ``--profile`` adds a torch.profiler
+table of the engine's operators on stderr. Timings are the best of ``--repeats`` interleaved
+runs; ``other_load`` is the CPUs' worth of time other processes used meanwhile (from
+/proc/stat): on a shared machine two OpenMP threads can slow batch-8 steps several-fold.
+
+    python benchmarks/engine.py            # ~20 s on 2 cores
+    python benchmarks/engine.py --quick    # a few seconds, for tests
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from backward_lib import count_applications, data, maps, models, orders, schedule, trajectory
+
+IN_DIM, OUT_DIM, DEPTH, WIDTH = 784, 10, 5, 500
+LR, BATCH, SEED = 0.001, 8, 0
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Everything both loops share: model template, θ₀, data, schedule and recorded steps."""
+
+    model: nn.Module  # the engine's stateless template
+    theta0: Params
+    x: torch.Tensor
+    y: torch.Tensor
+    sched: torch.Tensor
+    steps: list[int]
+    naive_model: nn.Module  # the module the naive loop trains in place
+    stored: list[tuple[torch.Tensor, torch.Tensor]]  # Figure 1's stored batches 1..K
+
+
+def recorded_steps(k: int, points: int) -> list[int]:
+    """``points`` recorded steps evenly spaced up to ``k``: e.g. k=400, points=4 → 100..400."""
+    return sorted({max(1, round(k * i / points)) for i in range(1, points + 1)})
+
+
+def build(k: int, points: int) -> Workload:
+    """Load the data and build the seeded Figure 3 model and batch schedule."""
+    torch.manual_seed(SEED)
+    x, y = data.load("fashion_mnist", "train")
+    model = models.mlp(IN_DIM, OUT_DIM, DEPTH, WIDTH, init="he", seed=SEED)
+    sched = schedule.batches(len(x), BATCH, k, SEED)
+    naive_model = models.mlp(IN_DIM, OUT_DIM, DEPTH, WIDTH, init="he", seed=SEED)
+    stored = [(x[idx], y[idx]) for idx in sched]
+    return Workload(model, maps.params_of(model), x, y, sched, recorded_steps(k, points), naive_model, stored)
+
+
+def run_engine(w: Workload, steps: list[int]) -> dict[int, Params]:
+    """Backward-order iterates at ``steps`` through backward_lib's engine."""
+    T = maps.network(w.model, nn.functional.cross_entropy, maps.sgd(LR), w.x, w.y, w.sched)
+    return dict(trajectory(T, w.theta0, orders.backward(), steps))
+
+
+def run_naive(w: Workload, steps: list[int]) -> dict[int, Params]:
+    """Figure 1 done plainly: per recorded step, reload θ₀ and replay batches n..1 with torch.optim."""
+    model, loss_fn = w.naive_model, nn.CrossEntropyLoss()
+    out = {}
+    for n in steps:
+        model.load_state_dict(w.theta0)
+        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        for xb, yb in reversed(w.stored[:n]):
+            opt.zero_grad()
+            loss_fn(model(xb), yb).backward()
+            opt.step()
+        out[n] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return out
+
+
+def max_abs_diff(a: dict[int, Params], b: dict[int, Params]) -> float:
+    """Largest |a − b| over every recorded step and every tensor."""
+    return max(float((a[n][k] - b[n][k]).abs().max()) for n in a for k in a[n])
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall time of one call (time.perf_counter)."""
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def flops_per_application(model: nn.Module, batch: int) -> int:
+    """Model FLOPs of one SGD step, counting only the Linear layers.
+
+    Per Linear(in, out) and batch B: forward 2·in·out·B, input gradient 2·in·out·B, weight
+    gradient 2·in·out·B, so 6·in·out·B per step (biases, ReLU, loss and update not counted;
+    the first layer's unneeded input gradient is counted anyway, as the convention does).
+    """
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return sum(6 * m.in_features * m.out_features * batch for m in linears)
+
+
+def matmul_peak_gflops(sizes: tuple[int, ...], repeats: int) -> float:
+    """Best fp32 square ``torch.matmul`` rate over ``sizes``, default threads, in GFLOP/s."""
+    g = torch.Generator().manual_seed(SEED)
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+        torch.matmul(a, b)  # warm-up
+        t = min(seconds(lambda a=a, b=b: torch.matmul(a, b)) for _ in range(repeats))
+        best = max(best, 2 * n**3 / t / 1e9)
+    return best
+
+
+def profile_engine(w: Workload, steps: list[int]) -> None:
+    """Print the engine's top operators (torch.profiler, CPU time) to stderr.
+
+    Operator counts and the ranking are what to read: with two OpenMP threads the profiler
+    itself inflates the small GEMMs' times about threefold on the 2-core machine.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run_engine(w, steps)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """CLI: --steps K, --points P, --repeats R, --quick, --profile."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=300, help="largest recorded step K (default 300)")
+    p.add_argument("--points", type=int, default=3, help="recorded steps evenly spaced up to K")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs of each loop; the best is kept")
+    p.add_argument("--quick", action="store_true", help="tiny version (K=24, 2 points, 1 repeat)")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of the engine on stderr")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.points, args.repeats = 24, 2, 1
+    if args.steps < 1 or args.points < 1 or args.repeats < 1:
+        p.error("--steps, --points and --repeats must be ≥ 1")
+    return args
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat; NaN elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return float("nan")
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds (user + system) used by this process, all threads."""
+    t = os.times()
+    return t.user + t.system
+
+
+def time_loops(w: Workload, repeats: int) -> tuple[float, float, float]:
+    """Best engine and naive wall times over interleaved runs, and the CPU-seconds that
+    other processes used meanwhile per wall second (0 on a quiet machine)."""
+    t_engine = t_naive = float("inf")
+    busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    for _ in range(repeats):  # interleaved, so slow drift hits both loops alike
+        t_engine = min(t_engine, seconds(lambda: run_engine(w, w.steps)))
+        t_naive = min(t_naive, seconds(lambda: run_naive(w, w.steps)))
+    others = machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
+    return t_engine, t_naive, max(0.0, others) / (time.perf_counter() - wall0)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print and return the JSON result."""
+    args = parse_args(argv)
+    w = build(args.steps, args.points)
+    apps = count_applications(orders.backward(), w.steps)
+    warm = w.steps[:1] if args.quick else [min(w.steps[0], 20)]
+    run_engine(w, warm)  # warm-up: allocator, BLAS, autograd, torch.optim's lazy imports
+    run_naive(w, warm)
+    diff = max_abs_diff(run_engine(w, w.steps), run_naive(w, w.steps))
+    t_engine, t_naive, others = time_loops(w, args.repeats)
+    engine_rate, naive_rate = apps / t_engine, apps / t_naive
+    model_gflops = flops_per_application(w.model, BATCH) * engine_rate / 1e9
+    peak = matmul_peak_gflops((512, 1024) if args.quick else (1024, 1536, 2048), 2 if args.quick else 5)
+    if args.profile:
+        profile_engine(w, w.steps)
+    result = {
+        "workload": f"figure3 mlp({IN_DIM},{OUT_DIM},{DEPTH},{WIDTH}) he, fashion_mnist train, "
+        f"sgd lr={LR}, batch {BATCH}, cross-entropy, backward order at steps {w.steps}",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "applications": apps,
+        "engine_s": round(t_engine, 4),
+        "naive_s": round(t_naive, 4),
+        "engine_chain_steps_per_s": round(engine_rate, 1),
+        "naive_chain_steps_per_s": round(naive_rate, 1),
+        "speedup": round(engine_rate / naive_rate, 3),
+        "model_gflops": round(model_gflops, 2),
+        "matmul_peak_gflops": round(peak, 1),
+        "utilization": round(model_gflops / peak, 4),
+        "max_abs_diff": diff,
+        "agree": diff < 1e-4,
+        "other_load": round(others, 2),
+    }
+    if others > 0.2:
+        print(f"warning: other processes used {others:.2f} CPUs while timing; rates are low", file=sys.stderr)
+    print(json.dumps(result))
+    if not result["agree"]:
+        raise SystemExit(f"engine and naive loop disagree: max |Δθ| = {diff:.3g} ≥ 1e-4")
+    return result
+
+
+if __name__ == "__main__":
+    main()
