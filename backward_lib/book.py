@@ -230,9 +230,9 @@ def tag_parameter_cells(nb) -> None:
 def _finish(nb, params: dict, seconds: float, key: str) -> None:
     """Hide the injected parameters, tidy progress output, fill in the run card's wall time."""
     from . import __version__
-    from .runcard import WALL_PENDING, device_name
+    from .runcard import WALL_PENDING
 
-    wall = f"{seconds:.1f} s on {device_name(params.get('device', 'cpu'))}"
+    wall = f"{seconds:.1f} s for the whole chapter (the device row says where)"
     tag_parameter_cells(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":

@@ -33,9 +33,11 @@ repeats = 5  # timed runs of each loop (best kept)
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+import backward_lib
 from backward_lib import claims, count_applications, orders, record, runcard
 
 runcard.show(
@@ -82,9 +84,13 @@ costs
 # their ratio.
 
 # %%
-cmd = [sys.executable, "benchmarks/engine.py", "--steps", str(bench_steps),
+root = Path(backward_lib.__file__).resolve().parent.parent  # the repository
+cmd = [sys.executable, str(root / "benchmarks/engine.py"), "--steps", str(bench_steps),
        "--points", str(bench_points), "--repeats", str(repeats)]  # fmt: skip
-out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+if done.returncode:
+    raise RuntimeError(f"benchmarks/engine.py failed:\n{done.stderr[-3000:]}")
+out = done.stdout
 bench = json.loads(out.strip().splitlines()[-1])
 pd.Series(bench, name="value").to_frame()
 
