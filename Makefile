@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 LINTED := backward_lib tests notebooks benchmarks
 
-.PHONY: book test venv data lint unit notebooks check html clean
+.PHONY: book test venv data browser-deps lint unit notebooks check html browser clean
 
 venv: $(READY)
 
@@ -23,6 +23,10 @@ $(READY): requirements.txt pyproject.toml
 data:
 	@bash scripts/get-data.sh
 
+# Debian's chromium and chromedriver for the browser test (installed when root and absent).
+browser-deps:
+	@bash scripts/get-browser.sh
+
 book: venv data
 	$(PY) -m backward_lib.book run --profile book
 	$(PY) -m backward_lib.book build
@@ -32,7 +36,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check $(LINTED)
 
 unit: venv data
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --ignore=tests/browser
 
 # Re-execute the published chapters and compare their claim cells (# NBVAL_CHECK_OUTPUT).
 notebooks: venv data
@@ -44,7 +48,12 @@ check: venv
 html: venv
 	$(PY) -m backward_lib.book build
 
-test: lint unit notebooks check html
+# The built site in headless Chromium with the network off: every toc page, its figures, math,
+# outputs and links; full-page screenshots in _build/reports/browser/.
+browser: html browser-deps
+	$(PY) -m pytest -p no:cacheprovider tests/browser -q
+
+test: lint unit notebooks check html browser
 
 clean:
 	rm -rf _build

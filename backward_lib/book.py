@@ -37,7 +37,7 @@ NOTEBOOKS, BOOK, PARAMS = ROOT / "notebooks", ROOT / "book", ROOT / "params"
 META = "backward_book"
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
-__all__ = ["build", "chapters", "check", "main", "parameters", "run", "stamp"]
+__all__ = ["build", "chapters", "check", "command", "main", "parameters", "repository", "run", "stamp", "toc"]
 
 
 def chapters() -> dict[str, Path]:
@@ -227,22 +227,85 @@ def tag_parameter_cells(nb) -> None:
                 tags.append(add)
 
 
-def _finish(nb, params: dict, seconds: float, key: str) -> None:
-    """Hide the injected parameters, tidy progress output, fill in the run card's wall time."""
-    from . import __version__
-    from .runcard import WALL_PENDING
+def repository() -> str:
+    """The book's repository (``_config.yml``: ``repository.url``): launch buttons, installs."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
+    url = (cfg.get("repository") or {}).get("url")
+    if not url:
+        raise ValueError("_config.yml: repository.url is not set")
+    return str(url).rstrip("/")
 
-    wall = f"{seconds:.1f} s for the whole chapter (the device row says where)"
+
+SETUP_TAG = "backward-setup"
+
+
+def setup_cell(url: str):
+    """First code cell of every executed chapter: installs the library where it is missing
+    (a notebook opened in Colab or Binder), a no-op in the book's own environment."""
+    import nbformat
+
+    code = (
+        "# Opened outside the book's environment (Colab, Binder)? Install the library first.\n"
+        "import importlib.util\n"
+        "import subprocess\n"
+        "import sys\n\n"
+        'if importlib.util.find_spec("backward_lib") is None:\n'
+        f'    pip = [sys.executable, "-m", "pip", "install", "--quiet", "backward_lib @ git+{url}"]\n'
+        "    subprocess.run(pip, check=True)"
+    )
+    return nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell", SETUP_TAG]})
+
+
+def command(name: str, profile: str, overrides: dict[str, Any] | None = None) -> str:
+    """The shell command that reruns chapter ``name`` with this profile and these overrides."""
+    import shlex
+
+    cmd = f"python -m backward_lib.book run {name} --profile {profile}"
+    for k, v in (overrides or {}).items():
+        text = v if isinstance(v, str) else json.dumps(v)
+        cmd += f" -p {k} {shlex.quote(text)}"
+    return cmd
+
+
+def _rerun_text(name: str, profile: str, overrides: dict[str, Any]) -> str:
+    text = f"`{command(name, profile, overrides)}`"
+    if profile != "paper" or overrides:
+        text += f" (this run); `{command(name, 'paper')}` (the paper's settings)"
+    return text
+
+
+def _finish(nb, params: dict, seconds: float, key: str, out: Path, overrides: dict[str, Any]) -> None:
+    """Hide the injected parameters, tidy progress output, fill in the run card's wall time
+    and rerun command, and write a recorded table the chapter offers as ``<name>.csv``."""
+    from . import __version__
+    from .runcard import CSV_PENDING, RERUN_PENDING, TABLE_KEY, WALL_PENDING
+
+    name = out.stem
+    fill = {
+        WALL_PENDING: f"{seconds:.1f} s for the whole chapter (the device row says where)",
+        RERUN_PENDING: _rerun_text(name, params["profile"], overrides),
+        CSV_PENDING: f"{{download}}`{name}.csv`",
+    }
     tag_parameter_cells(nb)
+    tables = 0
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "stream":
-                out["text"] = _clean_stream(out["text"])
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                output["text"] = _clean_stream(output["text"])
+            csv = output.get("metadata", {}).pop(TABLE_KEY, None)
+            if csv is not None:
+                tables += 1
+                if tables > 1:
+                    raise ValueError(f"{name}: runcard.results may be called once per chapter")
+                out.with_suffix(".csv").write_text(csv)
             for mime in ("text/markdown", "text/plain"):
-                if mime in out.get("data", {}):
-                    out["data"][mime] = out["data"][mime].replace(WALL_PENDING, wall)
+                if mime in output.get("data", {}):
+                    for pending, text in fill.items():
+                        output["data"][mime] = output["data"][mime].replace(pending, text)
+    if not tables:
+        out.with_suffix(".csv").unlink(missing_ok=True)  # a table the chapter no longer offers
     nb.metadata[META] = {
         "stamp": key,
         "profile": params["profile"],
@@ -271,6 +334,7 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
             continue
         print(f"{name}: executing with {params}", flush=True)
         nb = notebook(src)
+        nb.cells.insert(1, setup_cell(repository()))
         nb.metadata["kernelspec"] = KERNEL
         with tempfile.TemporaryDirectory() as tmp:
             tmp_in, tmp_out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
@@ -287,25 +351,31 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
             )
             seconds = time.perf_counter() - t0
             done = nbformat.read(tmp_out, as_version=4)
-        _finish(done, params, seconds, key)
         out.parent.mkdir(parents=True, exist_ok=True)
+        _finish(done, params, seconds, key, out, overrides)
         nbformat.write(done, out)
         print(f"{name}: wrote {out.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
         count += 1
     return count
 
 
-def _toc_files() -> set[str]:
+def toc() -> list[str]:
+    """The pages of ``_toc.yml`` in reading order (root first), as paths without suffix."""
+
     def walk(node) -> list[str]:
         if isinstance(node, dict):
             own = [node["file"]] if "file" in node else []
-            return own + [f for v in node.values() for f in walk(v)]
+            return own + [f for k, v in node.items() if k != "file" for f in walk(v)]
         if isinstance(node, list):
             return [f for v in node for f in walk(v)]
         return []
 
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return {str(Path(f).with_suffix("")) for f in [*walk(toc), toc["root"]]}
+    spec = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [str(Path(f).with_suffix("")) for f in [spec["root"], *walk(spec)]]
+
+
+def _toc_files() -> set[str]:
+    return set(toc())
 
 
 def check(profile: str = "book") -> list[str]:
@@ -325,7 +395,12 @@ def check(profile: str = "book") -> list[str]:
 
 
 def build(strict: bool = True) -> None:
-    """Render the book from ``book/`` into ``_build/html`` (execution off)."""
+    """Write the generated pages (claims, reproduce), then render the book from ``book/``
+    into ``_build/html`` (execution off)."""
+    from . import pages
+
+    for path in pages.write():
+        print(f"wrote {path.relative_to(ROOT)}")
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]

@@ -19,7 +19,22 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-__all__ = ["Claim", "ClaimFailed", "at_least", "at_most", "check", "close", "table"]
+__all__ = [
+    "METADATA_KEY",
+    "Claim",
+    "ClaimFailed",
+    "at_least",
+    "at_most",
+    "check",
+    "close",
+    "finding",
+    "records",
+    "table",
+]
+
+# Output metadata under which ``check`` leaves its claims for the pipeline's claims page
+# (metadata is not compared by nbval and not rendered; the verdict lines above it are both).
+METADATA_KEY = "backward_lib.claims"
 
 
 class ClaimFailed(AssertionError):
@@ -101,6 +116,30 @@ def table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame(rows)[cols]
 
 
+def records(claims: list[Claim]) -> list[dict]:
+    """The claims as plain records (JSON-ready): everything the claims page shows."""
+    out = []
+    for c in claims:
+        measured = c.measured if math.isfinite(c.measured) else str(c.measured)
+        out.append({**asdict(c), "measured": measured, "criterion": c.criterion,
+                    "verdict": _verdict(c), "passed": c.passed})  # fmt: skip
+    return out
+
+
+def _emit(summary: str, claims: list[Claim]) -> None:
+    """Print the summary; in a notebook, carry the structured claims in its output metadata."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the book's requirements
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(summary)
+        return
+    from IPython.display import display
+
+    display({"text/plain": summary}, raw=True, metadata={METADATA_KEY: records(claims)})
+
+
 def check(claims: list[Claim]) -> None:
     """Print one machine-independent verdict line per claim; raise if a check failed."""
     if not claims:
@@ -117,4 +156,4 @@ def check(claims: list[Claim]) -> None:
     if findings:
         agree = sum(c.passed for c in findings)
         summary += f" Findings: {agree} of {len(findings)} agree with the paper."
-    print(summary)
+    _emit(summary, claims)

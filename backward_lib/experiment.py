@@ -21,7 +21,7 @@ from .engine import count_applications, trajectory
 from .probe import NetworkProbe
 from .store import Store
 
-__all__ = ["Experiment", "Prepared", "prepare", "run", "run_seeds", "card", "grid", "DATASETS"]
+__all__ = ["Experiment", "Prepared", "prepare", "run", "run_seeds", "card", "grid", "DATASETS", "workload"]
 
 DATASETS = (
     "fashion_mnist",
@@ -168,6 +168,30 @@ def grid(exp: Experiment, spec: str) -> list[int]:
     if order.reset_at is not None:
         steps |= {order.reset_at, min(order.reset_at + 1, exp.steps)}
     return sorted(steps)
+
+
+def workload(exp: Experiment) -> dict[str, int]:
+    """What one seed of ``exp`` costs, counted without training: map applications over all
+    orders, examples evaluated at the recorded steps, the model's parameter count, and
+    ``cost`` = parameters × (3 × batch × applications + evaluated), in multiply-adds up to a
+    constant (a training step is about three forward passes of its batch).
+
+    Ratios of ``cost`` between two settings of one chapter extrapolate a measured wall time;
+    the constant, the device and the chain batching are what such a ratio leaves out.
+    """
+    applications = sum(count_applications(orders.parse(s), grid(exp, s)) for s in exp.orders)
+    evaluated = sum(len(grid(exp, s)) for s in exp.orders) * (exp.train_eval + exp.test_eval)
+    if exp.dataset.startswith("regression:"):
+        in_shape, classes = (1,), 1
+    elif exp.model == "mlp" and exp.dataset == "fashion_mnist":
+        in_shape, classes = (1, 28, 28), 10
+    else:
+        in_shape, classes = (3, 32, 32), 100 if exp.dataset == "cifar100" else 10
+    model = models.get(exp.model, in_shape=in_shape, num_classes=classes, width=exp.width,
+                       depth=exp.depth, hidden=exp.hidden, init=exp.init, seed=exp.seed)  # fmt: skip
+    parameters = sum(p.numel() for p in model.parameters())
+    cost = parameters * (3 * exp.batch_size * applications + evaluated)
+    return {"applications": applications, "evaluated": evaluated, "parameters": parameters, "cost": cost}
 
 
 def _iterate(prep: Prepared, spec: str, steps: list[int], on_apply):

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["ORDER_COLORS", "WIDTH", "curves", "law", "use_style"]
+__all__ = ["ORDER_COLORS", "WIDTH", "curves", "law", "legend_below", "use_style"]
 
 WIDTH = 7.0  # inches: the book's text column
 ORDER_COLORS = {
@@ -37,6 +38,22 @@ def use_style() -> None:
             "axes.titlesize": "medium",
         }
     )
+
+
+def legend_below(fig: plt.Figure, *, ncol: int | None = None, **kw) -> None:
+    """One legend for the whole figure, centred below the panels, from every panel's labels.
+
+    Below rather than beside: a long label beside the panels squeezes them, and one inside a
+    panel covers its curves. Labels repeated across panels appear once.
+    """
+    entries: dict[str, object] = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if not label.startswith("_"):
+                entries.setdefault(label, handle)
+    if entries:
+        n = ncol or min(len(entries), 4)
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=n, **kw)
 
 
 def _palette(names: Sequence[str]) -> dict[str, str]:
@@ -65,7 +82,8 @@ def curves(
     rows = sorted(data[row].unique()) if row else [None]
     hues = list(dict.fromkeys(data[hue]))
     colors = _palette(hues)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(WIDTH, height * len(rows)), sharex=True, squeeze=False)
+    size = (WIDTH, max(height * len(rows), 2.6))  # one panel alone still gets a readable height
+    fig, axes = plt.subplots(len(rows), 1, figsize=size, sharex=True, squeeze=False)
     for ax, r in zip(axes[:, 0], rows, strict=True):
         part = data if r is None else data[data[row] == r]
         for h in hues:
@@ -87,9 +105,11 @@ def curves(
                 )
         if logy:
             ax.set_yscale("log")
+            # a short panel spans less than a decade: label 1 and 3 per decade, not every minor tick
+            ax.yaxis.set_minor_locator(mticker.LogLocator(subs=(3.0,)))
         ax.set_ylabel(metric if r is None else f"{metric}\n{row} {r}")
     axes[-1, 0].set_xlabel("step")
-    axes[0, 0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    legend_below(fig)
     if title:
         fig.suptitle(title)
     return fig

@@ -1,7 +1,10 @@
 """The run card that opens every chapter: what was run, at which scale, on what.
 
-The wall time is unknown while the chapter runs; the pipeline measures the whole execution
-and writes it into the card's row marked :data:`WALL_PENDING` (``backward_lib.book``).
+The wall time and the command that reruns the chapter are unknown while the chapter runs;
+the pipeline (``backward_lib.book``) writes them into the rows marked :data:`WALL_PENDING`
+and :data:`RERUN_PENDING`. It also reads two things the chapter leaves in output metadata:
+the card's rows (:data:`CARD_KEY`, for the claims and reproduce pages) and a recorded table
+(:data:`TABLE_KEY`, written beside the chapter as a CSV that the page links for download).
 """
 
 from __future__ import annotations
@@ -9,13 +12,29 @@ from __future__ import annotations
 import platform
 from typing import Any
 
+import pandas as pd
 import torch
 
 from . import __version__
 
-__all__ = ["WALL_PENDING", "device_name", "markdown", "show"]
+__all__ = [
+    "CARD_KEY",
+    "CSV_PENDING",
+    "RERUN_PENDING",
+    "TABLE_KEY",
+    "WALL_PENDING",
+    "device_name",
+    "markdown",
+    "notice",
+    "results",
+    "show",
+]
 
 WALL_PENDING = "not measured (chapter run outside the pipeline)"
+RERUN_PENDING = "`python -m backward_lib.book run <chapter>` (the pipeline names the chapter)"
+CSV_PENDING = "(written beside the chapter when the pipeline runs it)"
+CARD_KEY = "backward_lib.runcard"
+TABLE_KEY = "backward_lib.table"
 
 
 def device_name(device: str | torch.device = "cpu") -> str:
@@ -33,15 +52,32 @@ def markdown(profile: str, reproduces: str, **rows: Any) -> str:
     lines += [
         f"| library | backward_lib {__version__}, torch {torch.__version__} |",
         f"| wall time | {WALL_PENDING} |",
+        f"| rerun | {RERUN_PENDING} |",
     ]
     return "\n".join(lines)
 
 
 def show(profile: str, reproduces: str, **rows: Any) -> None:
-    """Display the run card in the notebook."""
+    """Display the run card in the notebook (its rows also go into the output's metadata)."""
     from IPython.display import Markdown, display
 
-    display(Markdown(markdown(profile, reproduces, **rows)))
+    card = {"reproduces": reproduces, "profile": profile, **{k: str(v) for k, v in rows.items()}}
+    display(Markdown(markdown(profile, reproduces, **rows)), metadata={CARD_KEY: card})
+
+
+def results(df: pd.DataFrame, what: str = "the recorded results") -> None:
+    """Offer ``df`` for download: the pipeline writes it as ``<chapter>.csv`` beside the page.
+
+    The CSV travels in the output's metadata until the pipeline writes the file and removes
+    it; run outside the pipeline, the line says where the file would be.
+    """
+    from IPython.display import Markdown, display
+
+    if not isinstance(df, pd.DataFrame) or df.empty:
+        raise ValueError("df must be a non-empty DataFrame")
+    cols = ", ".join(map(str, df.columns))
+    text = f"**Download** {what} as CSV: {CSV_PENDING} ({len(df):,} rows; columns {cols})."
+    display(Markdown(text), metadata={TABLE_KEY: df.to_csv(index=False)})
 
 
 def notice(text: str, kind: str = "warning") -> None:

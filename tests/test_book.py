@@ -62,3 +62,62 @@ def test_check_reports_missing_and_stale_chapters(monkeypatch):
     assert len([p for p in problems if "missing" in p]) == len(book.chapters())
     monkeypatch.setattr(book, "_stored_stamp", lambda out: {"stamp": "0" * 16})
     assert len([p for p in book.check("book") if "stale" in p]) == len(book.chapters())
+
+
+def _display(text: str, metadata: dict | None = None) -> dict:
+    return {"output_type": "display_data", "data": {"text/markdown": text}, "metadata": metadata or {}}
+
+
+def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
+    import nbformat
+
+    from backward_lib import runcard
+
+    card = runcard.markdown("book", "Fig. 3", seeds="0")
+    csv = "order,step\nforward,1\n"
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [_display(card), _display(f"Download: {runcard.CSV_PENDING}", {runcard.TABLE_KEY: csv})]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    out = tmp_path / "fig3_reset.ipynb"
+    book._finish(nb, {"profile": "book", "seeds": [0]}, 12.34, "abc", out, {"seeds": [0]})
+    text = nb.cells[0].outputs[0]["data"]["text/markdown"]
+    assert "12.3 s for the whole chapter" in text
+    assert "`python -m backward_lib.book run fig3_reset --profile book -p seeds '[0]'` (this run)" in text
+    assert "`python -m backward_lib.book run fig3_reset --profile paper` (the paper's settings)" in text
+    assert out.with_suffix(".csv").read_text() == csv
+    offered = nb.cells[0].outputs[1]
+    assert offered["metadata"] == {} and "{download}`fig3_reset.csv`" in offered["data"]["text/markdown"]
+    assert nb.metadata["backward_book"]["wall_time_s"] == 12.3
+    # a chapter may offer one table; one that no longer offers it loses the stale file
+    cell.outputs = [_display("a", {runcard.TABLE_KEY: csv}), _display("b", {runcard.TABLE_KEY: csv})]
+    with pytest.raises(ValueError, match="once"):
+        book._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+    cell.outputs = []
+    book._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+    assert not out.with_suffix(".csv").exists()
+
+
+def test_rerun_command_round_trips_through_the_cli():
+    import shlex
+
+    overrides = {"seeds": [0, 1], "h": 0.5, "switch": "delayed", "note": "a b"}
+    argv = shlex.split(book.command("fig3_reset", "paper", overrides))
+    assert argv[:6] == ["python", "-m", "backward_lib.book", "run", "fig3_reset", "--profile"]
+    pairs = dict(zip(argv[8::3], argv[9::3], strict=True))
+    assert {k: book._value(v) for k, v in pairs.items()} == overrides
+
+
+def test_setup_cell_installs_only_where_the_library_is_missing(monkeypatch):
+    import importlib.util
+    import subprocess
+
+    cell = book.setup_cell("https://example.invalid/repo")
+    assert {"remove-cell", book.SETUP_TAG} <= set(cell.metadata["tags"])
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    exec(cell.source, {})
+    assert calls == []  # installed here: nothing to do
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    exec(cell.source, {})
+    assert calls and calls[0][-1] == "backward_lib @ git+https://example.invalid/repo"
+    assert book.repository().startswith("https://")

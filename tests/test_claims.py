@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -98,3 +99,27 @@ def test_findings_report_disagreement_without_raising(capsys):
         claims.check([*cs, claims.at_most("B", "bound", 2.0, 1.0)])
     with pytest.raises(ValueError, match="relation"):
         claims.finding("A", "x", 1.0, 1.0, "bigger")
+
+
+def test_check_leaves_structured_claims_in_a_notebook(monkeypatch):
+    """In a kernel the summary is a display whose metadata carries every claim (the claims
+    page reads it); nbval compares the summary text, not the metadata."""
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    cs = [claims.close("Ex 1", "a", 1.0, 1.0, 0.1), claims.finding("Fig 2", "b", 3.0, 1.0, "at_most")]
+    claims.check(cs)
+    ((obj, kw),) = shown
+    assert obj == {"text/plain": "1 of 1 checks hold. Findings: 0 of 1 agree with the paper."}
+    recs = kw["metadata"][claims.METADATA_KEY]
+    assert [r["verdict"] for r in recs] == ["PASS", "DISAGREES"]
+    assert recs[1]["measured"] == 3.0 and recs[1]["criterion"] == "measured ≤ 1"
+    json.dumps(recs)  # JSON-ready
+
+
+def test_records_keep_non_finite_measurements_readable():
+    (rec,) = claims.records([claims.at_most("A", "s", float("nan"), 1.0)])
+    assert rec["measured"] == "nan" and rec["passed"] is False

@@ -245,6 +245,7 @@ ax.plot(
 ax.axvline(n_data / b, color="gray", ls=":", lw=1, label="one pass over the data")
 ax.set(xlabel="steps n", ylabel="examples processed")
 ax.legend(loc="upper left", fontsize="small")
+plt.show()
 
 # %% [markdown]
 # ## Claims

@@ -202,7 +202,7 @@ for ax, col, p in ((axes[0], "gap", 2), (axes[1], "residual", 3)):
         d = order_df[order_df["n"] == n]
         ax.loglog(d["h"], d[col], "o-", ms=3, color=colors[n], label=f"n = {n}")
         if col == "residual":
-            ax.loglog(d["h"], d["flipped"], ":", color=colors[n], lw=1)
+            ax.loglog(d["h"], d["flipped"], ":", color=colors[n], lw=1.3)
     ref = order_df[order_df["n"] == chain_lengths[-1]].nsmallest(1, "h")
     hh = np.array([h_min, h_max])
     ax.loglog(hh, float(ref[col].iloc[0]) * (hh / h_min) ** p, "k--", lw=0.8,
@@ -214,6 +214,7 @@ axes[1].set(
 )
 axes[0].legend(handles=axes[0].lines[-1:], loc="upper left", fontsize="small")
 axes[1].legend(loc="upper left", fontsize="small")
+plt.show()
 
 # %% [markdown]
 # The gap falls with slope 2 and the residual with slope 3 as $h \to 0$, for every $n$; with
@@ -256,6 +257,7 @@ for ax, net in zip(axes, nets, strict=True):
     ax.set(title=f"{net} MLP, h = {lr}", xlabel="step n")
 axes[0].set_ylabel("distance to the backward iterate")
 axes[1].legend(loc="lower right", fontsize="small")
+plt.show()
 
 # %% [markdown]
 # For the ReLU network the correction removes almost nothing at any step: the corrected
@@ -351,6 +353,7 @@ ax.axhline(1, color="black", lw=0.6)
 ax.set(xlabel="learning rate h", ylabel="residual / gap",
        title=f"How much of the gap the correction leaves, n = {sweep_n}")  # fmt: skip
 ax.legend(loc="lower right")
+plt.show()
 
 # %% [markdown]
 # For the tanh network the ratio falls like $h$ (third order over second order) down to

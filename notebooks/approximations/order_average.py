@@ -218,6 +218,7 @@ for ax, k in zip(axes, ks, strict=True):
 axes[0].set_ylabel("distance")
 fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=2,
            bbox_to_anchor=(0.5, 1.0), fontsize="small")  # fmt: skip
+plt.show()
 
 # %% [markdown]
 # Solid lines (no second-order term) fall with slope 2, dashed lines (with it) with slope

@@ -116,6 +116,7 @@ card["orders"] = (
     f"forward (ordinary training); recorded every {record_every} large steps"
 )
 runcard.show(profile, "Appendix D.2.1 of Dherin et al. (2025)", **card)
+runcard.results(df, "every recorded value (method, k, seed, step, metric)")
 
 # %% [markdown]
 # ## Settings
@@ -153,9 +154,11 @@ part = df[(df["k"] == ks[-1]) | (df["method"] == "large batch")]
 for ax, metric in zip(axes, ("train_loss", "test_loss"), strict=True):
     for method in colors:
         band(ax, part[part["metric"] == metric], method)
-    ax.set(yscale="log", title=f"{metric.replace('_', ' ')}, k = {ks[-1]}",
-           xlabel="large-batch steps")  # fmt: skip
+    ax.set(
+        title=f"{metric.replace('_', ' ')}, k = {ks[-1]}", xlabel="large-batch steps"
+    )
 axes[1].legend(loc="upper right", fontsize="small")
+plt.show()
 
 # %% [markdown]
 # The differences are clearer paired: each run minus the large-batch run of the same seed
@@ -172,14 +175,15 @@ fig, axes = plt.subplots(len(ks), 2, figsize=(plots.WIDTH, 1.9 * len(ks)), share
 for row, k in zip(axes, ks, strict=True):
     for ax, metric in zip(row, ("train_loss", "test_loss"), strict=True):
         d = paired[(paired["k"] == k) & (paired["metric"] == metric)]
+        ax.axhline(0, color=colors["large batch"], lw=1, label="large batch (Δ = 0)")
         for method in list(colors)[1:]:
             band(ax, d, method, "Δ")
-        ax.axhline(0, color=colors["large batch"], lw=1)
         ax.set_ylabel(f"Δ {metric.replace('_', ' ')}\nk = {k}")
 for ax in axes[-1]:
     ax.set_xlabel("large-batch steps (= examples / b)")
 fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=len(colors),
            bbox_to_anchor=(0.5, 1.0), fontsize="small")  # fmt: skip
+plt.show()
 
 # %% [markdown]
 # ## Late test loss

@@ -71,6 +71,7 @@ runcard.show(
     seeds=f"{seed} for each function",
     device=runcard.device_name(device),
 )
+runcard.results(df, "every recorded value (function, order, step, metric)")
 
 # %% [markdown]
 # ## Training loss, one row per function
@@ -101,7 +102,7 @@ for ax, f in zip(axes, functions, strict=True):
     ax.plot(grid_x, grid_y, color="black", lw=0.8, ls="--", label="f")
     ax.scatter(p.x, p.y, s=4, color="gray", label="data")
     ax.set_title(f)
-axes[0].legend(fontsize="small")
+plots.legend_below(fig, fontsize="small")
 
 # %% [markdown]
 # ## Claims

@@ -52,6 +52,7 @@ runcard.show(
     "Appendix A.2 of Dherin et al. (2025): MLP 5×500, Fashion-MNIST, SGD, forward vs backward",
     **experiment.card(prep, seeds, seconds),
 )
+runcard.results(df, "every recorded value (order, seed, step, metric)")
 
 # %% [markdown]
 # ## The curves

@@ -66,6 +66,7 @@ runcard.show(
     f"{figure} of Dherin et al. (2025)",
     **experiment.card(prep, seeds, seconds),
 )
+runcard.results(df, "every recorded value (order, seed, step, metric)")
 
 # %% [markdown]
 # ## The figure

@@ -245,10 +245,12 @@ for n, th in bl.trajectory(
 train_seconds = time.perf_counter() - t0
 final = curve[epochs].double().numpy()
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.6))
-ax.plot(list(curve), torch.stack(list(curve.values())).numpy(), lw=1)
+losses = torch.stack(list(curve.values())).numpy()  # [recorded epoch, run]
+for r in range(runs):
+    ax.plot(list(curve), losses[:, r], lw=1, label=f"run {r}")
 ax.axhspan(1e-12, 1e-9, color="gray", alpha=0.15, label="paper's final losses")
-ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training loss (each run)")
-ax.legend(loc="lower left")
+ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="training loss")
+ax.legend(loc="lower left", ncol=2, fontsize="small")
 print(f"{epochs:,} epochs × {runs} runs in {train_seconds:.1f} s; final losses: "
       + ", ".join(f"{v:.1e}" for v in final))  # fmt: skip
 
@@ -419,7 +421,7 @@ for ax, opt_name in zip(axes, opt_names, strict=True):
                 lw=2.2, label=f"{order_name} (median of runs)")  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="n", title=opt_name)
 axes[0].set_ylabel(r"$\|\theta_{n+1} - \theta_n\|$")
-_ = axes[0].legend(fontsize="small", loc="lower left")
+_ = axes[1].legend(fontsize="small", loc="lower left")  # empty there
 
 # %%
 last = {

@@ -233,11 +233,12 @@ for ax, n in zip(axes.flat, snap, strict=True):
         label="SGD",
     )
     edges, values = tt.best_fit(f_star, limit[seeds[0]][n])
-    ax.stairs(values, edges, color="tab:orange", ls="--", label="two-timescale limit")
+    ax.stairs(values, edges, baseline=None, color="tab:orange", ls="--",
+              label="two-timescale limit")  # fmt: skip
     ax.plot(th[1, 1:], np.full(m, low), "|", color=plots.ORDER_COLORS["forward"], ms=8)
     ax.plot(edges[1:-1], np.full(m, high), "|", color="tab:orange", ms=8)
     ax.set_title(f"step {n:,} (τ = {n * eps * h:.3g})")
-axes[0, 0].legend(loc="upper left", fontsize="small")
+plots.legend_below(fig, ncol=3, fontsize="small")
 axes[1, 0].set_xlabel("x")
 axes[1, 1].set_xlabel("x")
 _ = fig.suptitle(f"Two-timescale run: h = {h:g}, ε = {eps:g}, η = {eta:g}")
@@ -303,7 +304,7 @@ ax.plot(
 )
 ax.plot(th[1, 1:], np.full(m, low), "|", color="tab:red", ms=8)
 ax.set(xlabel="x", title=f"step {fail_end:,} (τ = {fail_end * fail_h:.3g})")
-ax.legend(loc="center left", bbox_to_anchor=(0.0, 0.6), fontsize="small")
+ax.legend(loc="upper left", bbox_to_anchor=(0.43, 1.0), fontsize="small")
 fail_curve = [n for n in curve if n <= fail_end]
 for r in fail_rows:
     bx.plot(fail_curve, [err[n][r] for n in fail_curve], color="tab:red", lw=1)
@@ -432,7 +433,7 @@ for ax, (name, idx) in zip(axes.flat, panels.items(), strict=True):
     ax.set_title(f"{name} ({kept:.0f}/{m + 1} directions contracted)", fontsize="small")
 fig.supylabel(r"$\|\theta_{r_0+2j} - \theta_{r_0+j}\|$", fontsize="small")
 axes[0, 0].plot([], [], color="gray", ls=":", label="contracted directions")
-axes[0, 0].legend(loc="lower left", fontsize="x-small")
+axes[0, 0].legend(loc="lower left", fontsize="small")
 _ = fig.supxlabel(
     f"j (steps into the window of W = {window:,} steps from r0 = {r0:,})",
     fontsize="small",

@@ -43,6 +43,7 @@ fail_growth = 10.0  # c > 1/ρ of the growing displacements ‖b_n‖ ∝ cⁿ
 import time
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import torch
@@ -403,22 +404,35 @@ fail = pd.concat(
     )
     for name, g in growth.items()
 )
-fig = plots.curves(fail, "increment", row="case", hue="order", logy=True, height=1.5)
+log_case = f"(d) ‖b_n‖ = {fail_growth:g}ⁿ"  # increments up to 1e300: beyond a log axis
+shown = fail.assign(  # so (d) is drawn as log₁₀ of the increment, on a linear axis
+    value=fail["value"].where(fail["case"] != log_case, np.log10(fail["value"]))
+)
+fig = plots.curves(shown, "increment", row="case", hue="order", logy=True, height=1.5)
 for ax, case in zip(fig.axes, sorted(growth), strict=True):  # panels sorted by case
     T_case = similarity_maps(growth[case](k)[:, None] * u)
-    D = torch.stack([(T_case(x0, m) - x0).norm() for m in range(2, fail_steps + 1)])
+    # d = 2: hypot, as norm() overflows once the squares pass 1e308 (case (d) at n ≈ 155)
+    D = torch.stack(
+        [torch.hypot(*(T_case(x0, m) - x0)) for m in range(2, fail_steps + 1)]
+    )
     key_line = rho ** k[:-1] * D  # ρⁿ ‖T_{n+1}x₀ − x₀‖, drawn at step n + 1
     ok_line = torch.isfinite(key_line).numpy()
-    ax.plot(
-        k[1:][ok_line],
-        key_line[ok_line],
-        "k--",
-        lw=0.8,
-        label="$\\rho^n\\|T_{n+1}x_0 - x_0\\|$",
-    )
+    key_x, key_y = k[1:][ok_line].numpy(), key_line[ok_line].numpy()
     ax.set_ylabel(case)
+    if case == log_case:
+        key_y = np.log10(key_y)
+        ax.set_yscale("linear")
+        # ticks at v = log₁₀ of the increment, labelled as the increment 10^v
+        ax.yaxis.set_major_locator(mticker.MultipleLocator(100))
+        ax.yaxis.set_major_formatter(lambda v, _: f"$10^{{{v:g}}}$")
+        for line in ax.lines:  # both orders diverge at the same step
+            if line.get_label() == "forward diverged":
+                line.set_markersize(13)  # the larger cross, under the backward one
+    ax.plot(key_x, key_y, "k--", lw=0.8, label="$\\rho^n\\|T_{n+1}x_0 - x_0\\|$")
 fig.supylabel("$\\|\\theta_{n+1} - \\theta_n\\|$ (increment)")
-fig.axes[0].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+for legend in list(fig.legends):  # one legend below, with the key step's line
+    legend.remove()
+plots.legend_below(fig, ncol=3)
 plt.show()
 
 # %% [markdown]

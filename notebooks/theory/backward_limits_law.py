@@ -152,15 +152,18 @@ def law_figure(samples, path, xlabel, mark=None):
     gap.axhspan(-band, band, color="0.9", lw=0, label="KS: not rejected at 1%")
     gap.axhline(0, color="k", lw=0.6)
     gap.set(xlabel=xlabel, ylabel="$F_{sample} - F_{path}$")
-    gap.legend(fontsize="x-small", loc="upper right")
+    # below the panels: inside the bottom one it would hide the KS band
+    fig.legend(*gap.get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               fontsize="small")  # fmt: skip
     if mark is not None:
         for ax in (hist, gap):
             ax.axvline(mark[0], color="k", lw=0.8, ls="--")
         hist.text(
             mark[0],
             0.97,
-            f" {mark[1]}",
+            f"{mark[1]} ",  # left of the line, where the bars are lower
             transform=hist.get_xaxis_transform(),
+            ha="right",
             va="top",
             fontsize="small",
         )

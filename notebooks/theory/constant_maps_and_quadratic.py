@@ -230,6 +230,8 @@ ax.plot(
 )
 ax.set(yscale="log", xlabel="step n", ylabel="$|x_{n+1} - x_n|$")
 ax.legend(loc="lower left")
+plt.show()
+
 # %% [markdown]
 # ### Both orders have the stationary law $N(0, h\sigma^2/(2-h))$
 #
@@ -265,12 +267,15 @@ summary
 
 # %%
 grid = np.linspace(-4, 4, 200) * np.sqrt(stationary_var)
-ax = plots.law(
+fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.6))  # full width: room for the legend
+plots.law(
     {"backward": backward_end, "forward": forward_late},
     pdf=(grid, stats.norm.pdf(grid, scale=np.sqrt(stationary_var))),
     pdf_label="$N(0, h\\sigma^2/(2-h))$",
+    ax=ax,
 )
-ax.set_xlabel(
+ax.legend(loc="upper left", fontsize="small")  # empty there; plots.law's "best" is not
+_ = ax.set_xlabel(
     f"x (backward: step {steps}, {realizations} realizations; forward: one path)"
 )
 # %% [markdown]

@@ -265,8 +265,6 @@ for name, h in h_runs.items():
     )
 axes[0].plot([], [], "k--", lw=0.8, label="$\\max_i|1-h\\lambda_i|^n$")
 axes[0].set(yscale="log", xlabel="step n", ylabel="$\\|\\theta_n - \\theta^*\\|$")
-axes[0].set_ylim(1e-17, 1e13)
-axes[0].legend(loc="lower left", fontsize="small")
 ok = long_run[~long_run["diverged"]]
 axes[1].plot(ok["step"], np.log10(ok["value"]), color=colors["above"])
 axes[1].axhline(np.log10(np.finfo(np.float64).max), color="0.5", ls=":", lw=0.8)
@@ -287,7 +285,7 @@ axes[1].set(
     ylabel="$\\log_{10}\\|\\theta_n - \\theta^*\\|_\\infty$",
     title=f"$h = {1 + margin:g} \\cdot 2/\\lambda_{{\\max}}$ until float64 overflows",
 )
-axes[1].legend(loc="upper left", fontsize="small")
+plots.legend_below(fig, ncol=3, fontsize="small")  # the lines leave no empty corner
 plt.show()
 
 # %% [markdown]
@@ -598,7 +596,7 @@ axes[1].plot(
 )
 axes[1].set(yscale="log", xscale="log", xlabel="step n", ylabel="training loss")
 axes[1].legend(loc="lower left", fontsize="small")
-axes[0].legend(loc="upper left", fontsize="small")
+axes[0].legend(loc="center right", fontsize="small")
 plt.show()
 
 # %% [markdown]

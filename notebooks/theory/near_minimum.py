@@ -154,8 +154,10 @@ neg = (lam < 0).numpy()
 ax.semilogy(order_idx[neg], lam[neg].abs(), "kx", ms=6, label="dropped, negative")
 ax.axhline(lam_max / keep_ratio, color="gray", ls="--", lw=1)
 ax.axhline(2 / (h_lambda / lam_max), color="gray", ls=":", lw=1)
-ax.text(1, lam_max / keep_ratio * 1.4, "λ_max / keep_ratio", fontsize=8)
-ax.text(1, 2 * lam_max / h_lambda / 3, "2/h (stability limit)", fontsize=8)
+ax.text(
+    1, lam_max / keep_ratio * 1.4, r"$\lambda_{\max}$ / keep ratio", fontsize="small"
+)
+ax.text(1, 2 * lam_max / h_lambda / 3, "2/h (stability limit)", fontsize="small")
 ax.set(
     xlabel="eigenvalue index",
     ylabel="$|\\lambda_i|$",
@@ -379,7 +381,7 @@ for ax, s in zip(axes, stability_h_lambda, strict=True):
                 1.0,
                 "x",
                 color=color,
-                ms=8,
+                ms=12 if big else 8,  # larger: visible under a cross at the same step
                 mew=2,
                 transform=ax.get_xaxis_transform(),
                 clip_on=False,
@@ -390,7 +392,7 @@ for ax, s in zip(axes, stability_h_lambda, strict=True):
 # log10 on a linear axis: the growing increments reach 1e300, beyond log-axis tick range
 axes[0].set_ylabel(f"$\\log_{{10}}\\|\\theta_n - \\theta_{{n-{stability_every}}}\\|$")
 axes[0].legend(loc="lower left")
-axes[1].legend(loc="upper left")
+axes[1].legend(loc="lower right")  # the rising line leaves it empty
 fig.suptitle("Increments over all realizations: measured (dots), expected (lines)")
 plt.show()
 # %% [markdown]
@@ -589,7 +591,6 @@ ax.set(
     ylabel="variance along $u_i$",
     title=f"$h\\lambda_{{\\max}}$ = {h_lambda}, k = {k} directions",
 )
-ax.legend(loc="upper left", fontsize=7)
 ax2.plot(
     h_grid,
     ratio_curve,
@@ -612,7 +613,7 @@ ax2.set(
     ylabel="variance / additive model's",
     title="where the additive model holds",
 )
-ax2.legend(loc="upper left", fontsize=7)
+plots.legend_below(fig, ncol=3, fontsize="small")  # inside, it would cover points
 plt.show()
 
 # %% [markdown]

@@ -460,8 +460,7 @@ axes[1, 1].axhline(
     lw=1,
     label="median distance of forward limits",
 )
-axes[0, 0].legend(loc="lower left")
-axes[1, 1].legend(loc="lower left", fontsize=7)
+plots.legend_below(fig, fontsize="small")  # no corner of the bottom right one is free
 fig.suptitle("One line per batch order; θ_m is the previous recorded step (log grid)")
 plt.show()
 

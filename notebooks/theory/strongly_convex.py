@@ -266,7 +266,7 @@ for ax in axes[-1]:
     ax.set_xlabel("$h \\,/\\, (2\\mu/L^2)$")
 for ax in axes[:, 0]:
     ax.set_ylabel("contraction factor")
-axes[0, 0].legend(loc="lower left", fontsize="small")
+plots.legend_below(fig, ncol=3, fontsize="small")
 plt.show()
 
 # %% [markdown]

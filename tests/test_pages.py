@@ -1,0 +1,96 @@
+"""Generated pages: the claims page lists every claim, the reproduce page extrapolates honestly."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from backward_lib import book, experiment, pages, record
+from backward_lib.experiment import Experiment
+
+
+def _claim(source, statement, passed, kind="finding", measured=1.0):
+    return {"source": source, "statement": statement, "kind": kind, "passed": passed,
+            "measured": measured, "criterion": "measured ≤ 1", "verdict": "x"}  # fmt: skip
+
+
+def _chapter(name, doc, claims, stamp=None, card=None):
+    part = doc.split("/")[0]
+    return pages.Chapter(
+        name, part, doc, f"Title {name}", stamp or {"profile": "book"}, card or {}, claims, False
+    )
+
+
+def test_claims_page_rows_and_verdicts():
+    a = _chapter("a", "theory/a", [_claim("Fig. 1", "x | y", True, "check"), _claim("Fig. 1", "z", True)])
+    b_claims = [
+        _claim("Fig. 2", "p", True),
+        _claim("Fig. 2", "q", False),
+        _claim("Fig. 3", "r", False, measured="nan"),
+        _claim("Fig. 4", "s", True, "check"),
+        _claim("Fig. 4", "t", False),
+    ]
+    b = _chapter("b", "experiments/b", b_claims)
+    text = pages.claims_page([a, b])
+    assert (
+        "**7 claims in 2 chapter(s):** 2 checks, 2 hold; 5 findings, 2 agree with the paper and 3 disagree"
+        in text
+    )
+    summary = text.split("## Every claim")[0]
+    assert re.search(r"\| Fig\. 1 \| \{doc\}`Title a <theory/a>` \| 1 check, 1 finding \| agrees \|", summary)
+    assert re.search(r"\| Fig\. 2 \|.*\| 2 findings \| partly \(1 of 2\) \|", summary)
+    assert re.search(r"\| Fig\. 3 \|.*\| 1 finding \| \*\*disagrees\*\* \|", summary)
+    # the verdict on a statement follows its findings; a check beside them is the book's own
+    assert re.search(r"\| Fig\. 4 \|.*\| 1 check, 1 finding \| \*\*disagrees\*\* \|", summary)
+    detail = text.split("## Every claim")[1]
+    assert "x \\| y" in detail  # a pipe inside a cell is escaped
+    assert detail.count("\n| Fig.") == 7  # one row per claim
+    assert "| nan |" in detail
+
+
+def test_claims_page_lists_every_claim_of_every_executed_chapter():
+    """Against the committed book: each chapter's verdict lines are its claims on the page."""
+    chapters = pages.executed()
+    assert {c.name for c in chapters} == set(book.chapters())
+    text = pages.claims_page(chapters)
+    for ch in chapters:
+        nb = json.loads((book.BOOK / f"{ch.doc}.ipynb").read_text())
+        lines = [line for cell in nb["cells"] for out in cell.get("outputs", [])
+                 if out.get("output_type") == "stream"
+                 for line in "".join(out["text"]).splitlines()
+                 if re.match(r"(PASS|FAIL|AGREES|DISAGREES)  \[", line)]  # fmt: skip
+        assert ch.claims, f"{ch.name}: no claims in its outputs' metadata"
+        assert len(lines) == len(ch.claims), ch.name
+        for c in ch.claims:
+            assert pages._cell(c["statement"]) in text, (ch.name, c["statement"])
+
+
+def test_workload_counts_chains():
+    exp = Experiment(width=0.1, depth=1, steps=12, orders=("forward", "backward"), record_every=4,
+                     forward_every=4, train_eval=10, test_eval=20)  # fmt: skip
+    w = experiment.workload(exp)
+    grid = record.every(4, 12)
+    # forward: one pass to the last step; backward: every recorded chain from θ₀
+    assert w["applications"] == max(grid) + sum(grid)
+    assert w["evaluated"] == 2 * len(grid) * 30
+    assert w["cost"] == w["parameters"] * (3 * exp.batch_size * w["applications"] + w["evaluated"])
+    wide = experiment.workload(Experiment(**{**exp.__dict__, "width": 0.2}))
+    assert wide["parameters"] > w["parameters"] and wide["applications"] == w["applications"]
+
+
+def test_reproduce_page_extrapolates_experiments_only():
+    fig3 = _chapter("fig3_reset", "experiments/fig3_reset", [],
+                    {"profile": "book", "wall_time_s": 100.0,
+                     "parameters": book.parameters("fig3_reset", "book")},
+                    {"device": "cpu: x86_64, 2 threads"})  # fmt: skip
+    theory = _chapter("constant_maps_and_quadratic", "theory/constant_maps_and_quadratic", [],
+                      {"profile": "book", "wall_time_s": 10.0,
+                       "parameters": book.parameters("constant_maps_and_quadratic", "book")})  # fmt: skip
+    text = pages.reproduce_page([fig3, theory])
+    row = next(line for line in text.splitlines() if "fig3_reset>`" in line)
+    ratio = float(re.search(r"workload × ([\d,]+)", row).group(1).replace(",", ""))
+    assert ratio > 100  # full width, every step recorded, five seeds
+    assert "width 0.25 → 1.0" in row and "cpu: x86_64" in row
+    row = next(line for line in text.splitlines() if "constant_maps_and_quadratic>`" in line)
+    assert row.endswith("| not extrapolated |") and "realizations 4000 → 20000" in row
+    assert "papermill /tmp/fig3.ipynb" in text and "width: 1.0" in text
