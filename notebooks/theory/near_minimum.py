@@ -60,6 +60,7 @@ import backward_lib as bl
 from backward_lib import (
     claims,
     curvature,
+    ensemble,
     maps,
     models,
     orders,
@@ -448,38 +449,13 @@ print(f"‖E[H_ex] − H‖_max = {float((H_ex.mean(0) - H).abs().max()):.1e}")
 
 
 # %%
-def iid_batches(n, n_real, noise_seed):
-    """Batch n of every realization: [n_real, b] indices, a uniform b-subset each."""
-    g = torch.Generator().manual_seed(noise_seed + n)
-    return torch.rand(n_real, n_points, generator=g).argsort(-1)[:, :batch]
-
-
-def ensemble_loss(W, idx):
-    """Batch loss of each row of W ([R, d]) on its own batch idx[r]; shape [R]."""
-    params, i = {}, 0
-    for name, shape in zip(flat.names, flat.shapes, strict=True):
-        params[name] = W[:, i : i + shape.numel()].view(-1, *shape)
-        i += shape.numel()
-    a = x[idx]  # [R, b, 4]
-    for j, layer in enumerate(model):
-        if isinstance(layer, nn.Linear):
-            a = torch.einsum("rbi,roi->rbo", a, params[f"{j}.weight"])
-            a = a + params[f"{j}.bias"][:, None]
-        elif not isinstance(layer, nn.Flatten):
-            a = layer(a)
-    return ((a - y[idx]) ** 2).mean(dim=(1, 2))
+losses = ensemble.mlp_losses(model, flat.names, flat.shapes, x, y)  # [R, d] → [R]
 
 
 def sgd_ensemble(h, n_real, noise_seed):
     """The real SGD maps T_n(θ) = θ − h∇L_{B_n}(θ) of n_real realizations at once."""
-
-    def step(W, n):
-        W = W.detach().requires_grad_(True)
-        loss = ensemble_loss(W, iid_batches(n, n_real, noise_seed)).sum()
-        (g,) = torch.autograd.grad(loss, W)
-        return (W - h * g).detach()
-
-    return step
+    batches = ensemble.iid_batches(n_points, batch, n_real, noise_seed)
+    return ensemble.sgd(losses, h, batches)
 
 
 check_steps, sgd_seed = 20, 30_000 * (seed + 1)
@@ -490,7 +466,10 @@ W_ens = bl.iterate(
 ens_err = []
 for r in range(3):
     sched = torch.stack(
-        [iid_batches(n, 3, sgd_seed)[r] for n in range(1, check_steps + 1)]
+        [
+            ensemble.iid_batches(n_points, batch, 3, sgd_seed)(n)[r]
+            for n in range(1, check_steps + 1)
+        ]
     )
     T_r = maps.network(model, loss_fn, maps.sgd(1 / lam_max), x, y, sched)
     th = bl.iterate(T_r, flat.unpack(w_star.clone()), orders.backward(), [check_steps])

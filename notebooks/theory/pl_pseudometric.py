@@ -55,6 +55,7 @@ import backward_lib as bl
 from backward_lib import (
     claims,
     curvature,
+    ensemble,
     maps,
     models,
     orders,
@@ -369,28 +370,9 @@ net_sched = torch.stack(
 )
 
 
-def ensemble_loss(W, idx):
-    """Loss of each row of W ([R, d]) on its own examples idx[r]; shape [R]."""
-    params, i = {}, 0
-    for name, shape in zip(flat.names, flat.shapes, strict=True):
-        params[name] = W[:, i : i + shape.numel()].view(-1, *shape)
-        i += shape.numel()
-    a = x_net[idx]  # [R, b, 1]
-    for j, layer in enumerate(net):
-        if isinstance(layer, nn.Linear):
-            a = torch.einsum("rbi,roi->rbo", a, params[f"{j}.weight"])
-            a = a + params[f"{j}.bias"][:, None]
-        elif not isinstance(layer, nn.Flatten):
-            a = layer(a)
-    return ((a - y_net[idx]) ** 2).mean(dim=(1, 2))
-
-
-def net_maps(W, n):
-    """SGD maps T_n(θ) = θ − h∇L_{B_n}(θ) of every batch order (rows of W) at once."""
-    W = W.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(ensemble_loss(W, net_sched[:, n - 1]).sum(), W)
-    return (W - net_h * g).detach()
-
+# the loss of every batch order (row of W) on its own examples, and their SGD maps at once
+ensemble_loss = ensemble.mlp_losses(net, flat.names, flat.shapes, x_net, y_net)
+net_maps = ensemble.sgd(ensemble_loss, net_h, lambda n: net_sched[:, n - 1])
 
 W0 = w0.expand(net_seeds, -1).clone()
 check_at = 20
