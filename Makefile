@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
-LINTED := backward_lib tests notebooks benchmarks
+LINTED := backward_lib companion tests notebooks benchmarks conftest.py
 
-.PHONY: book test venv data browser-deps lint unit notebooks check html browser clean
+.PHONY: book test venv data browser-deps lint imports unit notebooks robust check html browser clean
 
 venv: $(READY)
 
@@ -27,13 +27,21 @@ data:
 browser-deps:
 	@bash scripts/get-browser.sh
 
+# Chapters execute (the pipeline), and are checked (conftest.py: unit tests and nbval), under
+# the book's pinned numerics, companion/numerics.py: AVX2 kernels in torch, MKL and oneDNN and
+# two threads, so that any x86-64 CPU gives the same bits. BOOK_NUMERICS=reference runs the
+# generic kernels instead (see `robust`).
 book: venv data
-	$(PY) -m backward_lib.book run --profile book
-	$(PY) -m backward_lib.book build
+	$(PY) -m companion run --profile book
+	$(PY) -m companion build
 
-lint: venv
+lint: venv imports
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
+
+# Import-layer contracts (pyproject.toml, [tool.importlinter]).
+imports: venv
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: venv data
 	$(PY) -m pytest tests -q --ignore=tests/browser
@@ -42,11 +50,17 @@ unit: venv data
 notebooks: venv data
 	MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
+# Robustness of every verdict to round-off: re-execute the chapters on the generic kernels
+# (torch default, MKL COMPATIBLE, oneDNN SSE4.1) and compare every verdict line. Not part of
+# `make test` (it doubles its time); run it after changing a chapter or the engine.
+robust:
+	BOOK_NUMERICS=reference $(MAKE) notebooks
+
 check: venv
-	$(PY) -m backward_lib.book check
+	$(PY) -m companion check
 
 html: venv
-	$(PY) -m backward_lib.book build
+	$(PY) -m companion build
 
 # The built site in headless Chromium with the network off: every toc page, its figures, math,
 # outputs and links; full-page screenshots in _build/reports/browser/.

@@ -17,6 +17,7 @@ import torch
 
 from . import data, maps, models, orders, record, schedule
 from .batched import batched_trajectory
+from .device import device_name
 from .engine import count_applications, trajectory
 from .probe import NetworkProbe
 from .store import Store
@@ -266,8 +267,6 @@ def run_seeds(
 
 def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:
     """Run-card rows describing what an experiment actually ran."""
-    from .runcard import device_name
-
     e = prep.exp
     n_params = sum(p.numel() for p in prep.model.parameters())
     size = (

@@ -7,8 +7,11 @@ compared with a sparse backward one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 __all__ = [
     "common",
@@ -17,7 +20,8 @@ __all__ = [
     "movement",
     "movement_table",
     "first_step_gap",
-    "ratio_bound",
+    "ratio_interval",
+    "ratios",
     "endpoint_quantiles",
 ]
 
@@ -107,29 +111,31 @@ def first_step_gap(df: pd.DataFrame, metric: str = "train_loss") -> float:
     return float(first.groupby("seed")["value"].agg(lambda v: v.max() - v.min()).max())
 
 
-def ratio_bound(table: pd.DataFrame, window: str, measure: str, a: str, b: str) -> tuple[float, float]:
-    """(mean, mean − 2 SE) over seeds of the ratio ``a``/``b`` of one measure in one window."""
-    m = table.xs(window)[measure].unstack()
-    r = m[a] / m[b]
-    if len(r) < 2:
-        return float(r.mean()), float("nan")
-    return float(r.mean()), float(r.mean() - 2 * r.std(ddof=1) / len(r) ** 0.5)
+def ratio_interval(
+    table: pd.DataFrame, window: str, measure: str, a: str, b: str, level: float = 0.95
+) -> dict[str, float]:
+    """Per-seed ratios ``a``/``b`` of one measure in one window, and their two-sided ``level``
+    interval for the mean over seeds: mean ± t_{(1+level)/2, k−1} s/√k (k seeds, Student t).
 
-
-def findings(table: pd.DataFrame, source: str, a: str = "forward", b: str = "backward") -> list:
-    """One finding per (window, measure): does ``a`` move more than ``b``?
-
-    A finding agrees only if the lower end of the ratio's 95% interval over seeds (mean − 2
-    standard errors) is above 1: a handful of seeds cannot support a smaller effect.
+    With one seed there is no interval: ``low`` and ``high`` are NaN.
     """
-    from . import claims
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    m = table.xs(window)[measure].unstack()
+    r = (m[a] / m[b]).to_numpy(dtype=float)
+    k, mean = len(r), float(np.mean(r))
+    if k < 2:
+        return {"mean": mean, "low": math.nan, "high": math.nan, "seeds": k}
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1) * np.std(r, ddof=1) / math.sqrt(k))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "seeds": k}
 
-    out = []
-    single = table.index.get_level_values("seed").nunique() == 1
-    for window in table.index.get_level_values("window").unique():
-        for measure in table.columns:
-            mean, low = ratio_bound(table, window, measure, a, b)
-            how = "one seed: the ratio itself" if single else "lower 95% bound"
-            statement = f"{window}: {measure}, {a}/{b} > 1 ({how})"
-            out.append(claims.finding(source, statement, mean if single else low, 1.0, "at_least"))
-    return out
+
+def ratios(table: pd.DataFrame, a: str = "forward", b: str = "backward", level: float = 0.95) -> pd.DataFrame:
+    """One row per (window, measure) of :func:`movement_table`: the mean over seeds of the
+    ratio ``a``/``b`` and its two-sided ``level`` t-interval (> 1: ``a`` moves more)."""
+    rows = [
+        {"window": w, "measure": m, **ratio_interval(table, w, m, a, b, level)}
+        for w in table.index.get_level_values("window").unique()
+        for m in table.columns
+    ]
+    return pd.DataFrame(rows)

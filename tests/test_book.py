@@ -4,64 +4,69 @@ from __future__ import annotations
 
 import pytest
 
-from backward_lib import book
+from companion import chapters, pipeline, stamps
 
 
 def test_chapters_and_variants():
-    chapters = book.chapters()
-    assert "constant_maps_and_quadratic" in chapters
-    variant = chapters["a3_vgg19"]
+    found = chapters.chapters()
+    assert "constant_maps_and_quadratic" in found
+    variant = found["a3_vgg19"]
     assert variant.suffix == ".yaml"
-    nb = book.notebook(variant)
+    nb = chapters.notebook(variant)
     assert nb.cells[0].source.startswith("# Appendix A.3")
     # a variant's own defaults come before the profile's section
-    params = book.parameters("a3_vgg19", "paper")
+    params = chapters.parameters("a3_vgg19", "paper")
     assert params["model"] == "vgg19" and params["profile"] == "paper"
 
 
 def test_parameters_reject_unknown_names():
     with pytest.raises(ValueError, match="unknown parameter"):
-        book.parameters("constant_maps_and_quadratic", "book", {"hh": 1})
+        chapters.parameters("constant_maps_and_quadratic", "book", {"hh": 1})
     with pytest.raises(ValueError, match="profile"):
-        book.parameters("constant_maps_and_quadratic", "nope")
+        chapters.parameters("constant_maps_and_quadratic", "nope")
 
 
 def test_stamp_follows_source_parameters_and_used_modules():
-    src = book.chapters()["constant_maps_and_quadratic"]
-    p = book.parameters("constant_maps_and_quadratic", "book")
-    s = book.stamp(src, p)
-    assert s == book.stamp(src, dict(p))
-    assert s != book.stamp(src, {**p, "seed": 99})
+    src = chapters.chapters()["constant_maps_and_quadratic"]
+    p = chapters.parameters("constant_maps_and_quadratic", "book")
+    s = stamps.stamp(src, p)
+    assert s == stamps.stamp(src, dict(p))
+    assert s != stamps.stamp(src, {**p, "seed": 99})
     # which library modules a chapter's stamp follows
-    used = book._imports("import backward_lib as bl\nfrom backward_lib import claims, orders\n")
-    assert used == {"__init__", "claims", "orders"}
-    assert book._imports("from .engine import StepMap\nfrom . import tree\nimport torch\n") == {
-        "engine",
-        "__init__",
-        "tree",
-    }
+    used = stamps._imports(
+        "import backward_lib as bl\nfrom backward_lib import orders\nfrom companion import claims\n"
+    )
+    assert used == {"backward_lib", "backward_lib.orders", "companion", "companion.claims"}
+    relative = stamps._imports(
+        "from .engine import StepMap\nfrom . import tree\nimport torch\n", "backward_lib.record"
+    )
+    assert relative == {"backward_lib", "backward_lib.engine", "backward_lib.tree"}
+    # the pipeline's mechanics never make a chapter stale; what a chapter computes with does
+    code_claims, code_pages = "from companion import claims\n", "from companion import pages\n"
+    assert stamps._library_hash(code_pages) == stamps._library_hash("")
+    assert stamps._library_hash(code_claims) != stamps._library_hash("")
     # a chapter using only orders does not follow experiment.py; one importing it does
     code_small, code_big = "from backward_lib import orders\n", "from backward_lib import experiment\n"
-    assert book._library_hash(code_small) != book._library_hash(code_big)
+    assert stamps._library_hash(code_small) != stamps._library_hash(code_big)
 
 
 def test_output_tidying():
-    assert book._clean_stream("a\r50%\r100%\nnext") == "100%\nnext"
+    assert pipeline._clean_stream("a\r50%\r100%\nnext") == "100%\nnext"
     outs = [
         {"output_type": "stream", "name": "stderr", "text": "\r1%"},
         {"output_type": "stream", "name": "stderr", "text": "\r100%\n"},
         {"output_type": "stream", "name": "stdout", "text": "x"},
     ]
-    merged = book._merge_streams(outs)
+    merged = pipeline._merge_streams(outs)
     assert len(merged) == 2 and merged[0]["text"] == "\r1%\r100%\n"
 
 
 def test_check_reports_missing_and_stale_chapters(monkeypatch):
-    monkeypatch.setattr(book, "_stored_stamp", lambda out: None)
-    problems = book.check("book")
-    assert len([p for p in problems if "missing" in p]) == len(book.chapters())
-    monkeypatch.setattr(book, "_stored_stamp", lambda out: {"stamp": "0" * 16})
-    assert len([p for p in book.check("book") if "stale" in p]) == len(book.chapters())
+    monkeypatch.setattr(pipeline, "stored", lambda out: None)
+    problems = pipeline.check("book")
+    assert len([p for p in problems if "missing" in p]) == len(chapters.chapters())
+    monkeypatch.setattr(pipeline, "stored", lambda out: {"stamp": "0" * 16})
+    assert len([p for p in pipeline.check("book") if "stale" in p]) == len(chapters.chapters())
 
 
 def _display(text: str, metadata: dict | None = None) -> dict:
@@ -71,7 +76,7 @@ def _display(text: str, metadata: dict | None = None) -> dict:
 def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
     import nbformat
 
-    from backward_lib import runcard
+    from companion import runcard
 
     card = runcard.markdown("book", "Fig. 3", seeds="0")
     csv = "order,step\nforward,1\n"
@@ -79,11 +84,11 @@ def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
     cell.outputs = [_display(card), _display(f"Download: {runcard.CSV_PENDING}", {runcard.TABLE_KEY: csv})]
     nb = nbformat.v4.new_notebook(cells=[cell])
     out = tmp_path / "fig3_reset.ipynb"
-    book._finish(nb, {"profile": "book", "seeds": [0]}, 12.34, "abc", out, {"seeds": [0]})
+    pipeline._finish(nb, {"profile": "book", "seeds": [0]}, 12.34, "abc", out, {"seeds": [0]})
     text = nb.cells[0].outputs[0]["data"]["text/markdown"]
     assert "12.3 s for the whole chapter" in text
-    assert "`python -m backward_lib.book run fig3_reset --profile book -p seeds '[0]'` (this run)" in text
-    assert "`python -m backward_lib.book run fig3_reset --profile paper` (the paper's settings)" in text
+    assert "`python -m companion run fig3_reset --profile book -p seeds '[0]'` (this run)" in text
+    assert "`python -m companion run fig3_reset --profile paper` (the paper's settings)" in text
     assert out.with_suffix(".csv").read_text() == csv
     offered = nb.cells[0].outputs[1]
     assert offered["metadata"] == {} and "{download}`fig3_reset.csv`" in offered["data"]["text/markdown"]
@@ -91,9 +96,9 @@ def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
     # a chapter may offer one table; one that no longer offers it loses the stale file
     cell.outputs = [_display("a", {runcard.TABLE_KEY: csv}), _display("b", {runcard.TABLE_KEY: csv})]
     with pytest.raises(ValueError, match="once"):
-        book._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+        pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
     cell.outputs = []
-    book._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+    pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
     assert not out.with_suffix(".csv").exists()
 
 
@@ -101,18 +106,18 @@ def test_rerun_command_round_trips_through_the_cli():
     import shlex
 
     overrides = {"seeds": [0, 1], "h": 0.5, "switch": "delayed", "note": "a b"}
-    argv = shlex.split(book.command("fig3_reset", "paper", overrides))
-    assert argv[:6] == ["python", "-m", "backward_lib.book", "run", "fig3_reset", "--profile"]
+    argv = shlex.split(pipeline.command("fig3_reset", "paper", overrides))
+    assert argv[:6] == ["python", "-m", "companion", "run", "fig3_reset", "--profile"]
     pairs = dict(zip(argv[8::3], argv[9::3], strict=True))
-    assert {k: book._value(v) for k, v in pairs.items()} == overrides
+    assert {k: pipeline._value(v) for k, v in pairs.items()} == overrides
 
 
 def test_setup_cell_installs_only_where_the_library_is_missing(monkeypatch):
     import importlib.util
     import subprocess
 
-    cell = book.setup_cell("https://example.invalid/repo")
-    assert {"remove-cell", book.SETUP_TAG} <= set(cell.metadata["tags"])
+    cell = pipeline.setup_cell("https://example.invalid/repo")
+    assert {"remove-cell", pipeline.SETUP_TAG} <= set(cell.metadata["tags"])
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
     exec(cell.source, {})
@@ -120,4 +125,4 @@ def test_setup_cell_installs_only_where_the_library_is_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     exec(cell.source, {})
     assert calls and calls[0][-1] == "backward_lib @ git+https://example.invalid/repo"
-    assert book.repository().startswith("https://")
+    assert pipeline.repository().startswith("https://")

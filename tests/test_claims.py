@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from backward_lib import claims
+from companion import claims
 
 
 @pytest.mark.parametrize(
@@ -123,3 +123,40 @@ def test_check_leaves_structured_claims_in_a_notebook(monkeypatch):
 def test_records_keep_non_finite_measurements_readable():
     (rec,) = claims.records([claims.at_most("A", "s", float("nan"), 1.0)])
     assert rec["measured"] == "nan" and rec["passed"] is False
+
+
+def test_interval_findings_decide_only_what_the_interval_decides(capsys):
+    above = claims.interval("Fig. 2", "ratio > 1", 1.5, 1.1, 1.9, 1.0)
+    below = claims.interval("Fig. 2", "ratio > 1", 0.7, 0.5, 0.9, 1.0)
+    straddles = claims.interval("Fig. 2", "ratio > 1", 1.4, 0.9, 1.9, 1.0)
+    one_seed = claims.interval("Fig. 2", "ratio > 1", 3.0, float("nan"), float("nan"), 1.0)
+    assert [c.verdict for c in (above, below, straddles, one_seed)] == [
+        "AGREES", "DISAGREES", "INCONCLUSIVE", "INCONCLUSIVE"]  # fmt: skip
+    assert [c.passed for c in (above, below, straddles)] == [True, False, False]
+    # "below" reads the other way round
+    assert claims.interval("A", "s", 0.7, 0.5, 0.9, 1.0, side="below").verdict == "AGREES"
+    # an interval that touches the threshold does not exclude it
+    assert claims.interval("A", "s", 1.5, 1.0, 2.0, 1.0).verdict == "INCONCLUSIVE"
+    claims.check([above, below, straddles])  # findings never raise
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == "INCONCLUSIVE  [Fig. 2] ratio > 1  (two-sided 95% interval over seeds > 1)"
+    assert out[-1] == "0 of 0 checks hold. Findings: 1 of 3 agree with the paper, 1 inconclusive."
+    (rec,) = claims.records([one_seed])
+    assert rec["low"] == "nan" and rec["verdict"] == "INCONCLUSIVE"
+    json.dumps(rec)
+    with pytest.raises(ValueError, match="side"):
+        claims.interval("A", "s", 1.0, 0.5, 1.5, 1.0, side="up")
+    with pytest.raises(ValueError, match="low"):
+        claims.interval("A", "s", 1.0, 1.5, 0.5, 1.0)
+
+
+def test_ratio_findings_from_stability_rows():
+    import pandas as pd
+
+    rows = pd.DataFrame([
+        {"window": "second half", "measure": "increment", "mean": 2.0, "low": 1.5, "high": 2.5, "seeds": 3},
+        {"window": "second half", "measure": "pred_change", "mean": 1.0, "low": 0.2, "high": 1.8, "seeds": 3},
+    ])  # fmt: skip
+    found = claims.ratio_findings(rows, "Fig. 2")
+    assert [c.verdict for c in found] == ["AGREES", "INCONCLUSIVE"]
+    assert found[0].statement == "second half: increment, forward/backward > 1 (3 seeds)"

@@ -138,9 +138,9 @@ EXPERIMENT_FIELDS = set(experiment.Experiment.__dataclass_fields__)
 
 def paper_experiment(chapter: str, **shrink) -> experiment.Experiment:
     """The paper profile's configuration of an experiment chapter, shrunk in size only."""
-    from backward_lib import book
+    from companion import chapters
 
-    p = {**book.defaults(book.chapters()[chapter]), **book.parameters(chapter, "paper"), **shrink}
+    p = {**chapters.defaults(chapters.chapters()[chapter]), **chapters.parameters(chapter, "paper"), **shrink}
     spec = f"{p['switch']}:{p['reset_at']}" if "reset_at" in p else "backward"
     kw = {k: v for k, v in p.items() if k in EXPERIMENT_FIELDS}
     return experiment.Experiment(**{**kw, "orders": ("forward", spec)})

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import re
 
-from backward_lib import book, experiment, pages, record
+from backward_lib import experiment, record
 from backward_lib.experiment import Experiment
+from companion import chapters, pages
 
 
-def _claim(source, statement, passed, kind="finding", measured=1.0):
+def _claim(source, statement, passed, kind="finding", measured=1.0, verdict=None):
+    verdict = verdict or ({True: "AGREES", False: "DISAGREES"}[passed] if kind == "finding" else "x")
     return {"source": source, "statement": statement, "kind": kind, "passed": passed,
-            "measured": measured, "criterion": "measured ≤ 1", "verdict": "x"}  # fmt: skip
+            "measured": measured, "criterion": "measured ≤ 1", "verdict": verdict}  # fmt: skip
 
 
 def _chapter(name, doc, claims, stamp=None, card=None):
@@ -29,36 +31,41 @@ def test_claims_page_rows_and_verdicts():
         _claim("Fig. 3", "r", False, measured="nan"),
         _claim("Fig. 4", "s", True, "check"),
         _claim("Fig. 4", "t", False),
+        _claim("Fig. 5", "u", False, verdict="INCONCLUSIVE"),
+        _claim("Fig. 5", "v", True),
+        _claim("Fig. 6", "w", False, verdict="INCONCLUSIVE"),
     ]
     b = _chapter("b", "experiments/b", b_claims)
     text = pages.claims_page([a, b])
     assert (
-        "**7 claims in 2 chapter(s):** 2 checks, 2 hold; 5 findings, 2 agree with the paper and 3 disagree"
-        in text
+        "**10 claims in 2 chapter(s):** 2 checks, 2 hold; 8 findings, 3 agree with the paper, "
+        "2 are inconclusive and 3 disagree" in text
     )
     summary = text.split("## Every claim")[0]
     assert re.search(r"\| Fig\. 1 \| \{doc\}`Title a <theory/a>` \| 1 check, 1 finding \| agrees \|", summary)
-    assert re.search(r"\| Fig\. 2 \|.*\| 2 findings \| partly \(1 of 2\) \|", summary)
+    assert re.search(r"\| Fig\. 2 \|.*\| 2 findings \| partly \(1 of 2 agree\) \|", summary)
+    assert re.search(r"\| Fig\. 5 \|.*\| 2 findings \| partly \(1 of 2 agree, 1 inconclusive\) \|", summary)
+    assert re.search(r"\| Fig\. 6 \|.*\| 1 finding \| inconclusive \|", summary)
     assert re.search(r"\| Fig\. 3 \|.*\| 1 finding \| \*\*disagrees\*\* \|", summary)
     # the verdict on a statement follows its findings; a check beside them is the book's own
     assert re.search(r"\| Fig\. 4 \|.*\| 1 check, 1 finding \| \*\*disagrees\*\* \|", summary)
     detail = text.split("## Every claim")[1]
     assert "x \\| y" in detail  # a pipe inside a cell is escaped
-    assert detail.count("\n| Fig.") == 7  # one row per claim
+    assert detail.count("\n| Fig.") == 10  # one row per claim
     assert "| nan |" in detail
 
 
 def test_claims_page_lists_every_claim_of_every_executed_chapter():
     """Against the committed book: each chapter's verdict lines are its claims on the page."""
-    chapters = pages.executed()
-    assert {c.name for c in chapters} == set(book.chapters())
-    text = pages.claims_page(chapters)
-    for ch in chapters:
-        nb = json.loads((book.BOOK / f"{ch.doc}.ipynb").read_text())
+    executed = pages.executed()
+    assert {c.name for c in executed} == set(chapters.chapters())
+    text = pages.claims_page(executed)
+    for ch in executed:
+        nb = json.loads((chapters.BOOK / f"{ch.doc}.ipynb").read_text())
         lines = [line for cell in nb["cells"] for out in cell.get("outputs", [])
                  if out.get("output_type") == "stream"
                  for line in "".join(out["text"]).splitlines()
-                 if re.match(r"(PASS|FAIL|AGREES|DISAGREES)  \[", line)]  # fmt: skip
+                 if re.match(r"(PASS|FAIL|AGREES|DISAGREES|INCONCLUSIVE)  \[", line)]  # fmt: skip
         assert ch.claims, f"{ch.name}: no claims in its outputs' metadata"
         assert len(lines) == len(ch.claims), ch.name
         for c in ch.claims:
@@ -81,11 +88,11 @@ def test_workload_counts_chains():
 def test_reproduce_page_extrapolates_experiments_only():
     fig3 = _chapter("fig3_reset", "experiments/fig3_reset", [],
                     {"profile": "book", "wall_time_s": 100.0,
-                     "parameters": book.parameters("fig3_reset", "book")},
+                     "parameters": chapters.parameters("fig3_reset", "book")},
                     {"device": "cpu: x86_64, 2 threads"})  # fmt: skip
     theory = _chapter("constant_maps_and_quadratic", "theory/constant_maps_and_quadratic", [],
                       {"profile": "book", "wall_time_s": 10.0,
-                       "parameters": book.parameters("constant_maps_and_quadratic", "book")})  # fmt: skip
+                       "parameters": chapters.parameters("constant_maps_and_quadratic", "book")})  # fmt: skip
     text = pages.reproduce_page([fig3, theory])
     row = next(line for line in text.splitlines() if "fig3_reset>`" in line)
     ratio = float(re.search(r"workload × ([\d,]+)", row).group(1).replace(",", ""))

@@ -8,7 +8,7 @@ import IPython.display
 import pandas as pd
 import pytest
 
-from backward_lib import runcard
+from companion import runcard
 
 
 @pytest.fixture

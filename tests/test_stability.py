@@ -36,13 +36,29 @@ def test_movement_table_windows_and_findings():
     table = stability.movement_table(df, ("forward", "backward"), curves=("test_accuracy",))
     assert list(table.index.names) == ["window", "seed", "order"]
     assert set(table.index.get_level_values("window")) == {"second half"}
-    mean, low = stability.ratio_bound(table, "second half", "increment", "forward", "backward")
-    assert mean == pytest.approx(2.0) and low == pytest.approx(2.0)  # no spread: bound = mean
-    verdicts = stability.findings(table, "test")
-    assert [c.passed for c in verdicts] == [True, True]
-    # reversed roles: backward moves more, so the findings disagree
-    flipped = stability.findings(table, "test", a="backward", b="forward")
-    assert not any(c.passed for c in flipped)
+    r = stability.ratio_interval(table, "second half", "increment", "forward", "backward")
+    assert r["mean"] == pytest.approx(2.0) and r["seeds"] == 3
+    assert r["low"] == pytest.approx(2.0) and r["high"] == pytest.approx(2.0)  # no spread
+    rows = stability.ratios(table)
+    assert list(rows["measure"]) == list(table.columns) and (rows["low"] <= rows["high"]).all()
+
+
+def test_ratio_interval_uses_the_t_quantile():
+    # three seeds with ratios 1, 2, 3: mean 2, s = 1, half-width t_{0.975, 2} / √3 = 4.303 / √3
+    idx = pd.MultiIndex.from_product(
+        [["w"], [0, 1, 2], ["forward", "backward"]], names=["window", "seed", "order"]
+    )
+    table = pd.DataFrame({"m": [1.0, 1.0, 2.0, 1.0, 3.0, 1.0]}, index=idx)
+    r = stability.ratio_interval(table, "w", "m", "forward", "backward")
+    half = 4.302652729749462 / 3**0.5
+    assert r["mean"] == pytest.approx(2.0)
+    assert (r["low"], r["high"]) == pytest.approx((2.0 - half, 2.0 + half), rel=1e-12)
+    one = stability.ratio_interval(
+        table.xs(0, level="seed", drop_level=False), "w", "m", "forward", "backward"
+    )
+    assert one["seeds"] == 1 and math.isnan(one["low"]) and math.isnan(one["high"])
+    with pytest.raises(ValueError, match="level"):
+        stability.ratio_interval(table, "w", "m", "forward", "backward", level=1.5)
 
 
 def test_diverged_records_are_left_out():

@@ -46,17 +46,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from companion import claims, plots, runcard
 
-from backward_lib import (
-    approx,
-    claims,
-    experiment,
-    orders,
-    plots,
-    record,
-    runcard,
-    tree,
-)
+from backward_lib import approx, experiment, orders, record, tree
 from backward_lib.batched import batched_trajectory
 from backward_lib.engine import count_applications
 from backward_lib.probe import NetworkProbe

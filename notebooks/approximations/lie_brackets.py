@@ -48,20 +48,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from companion import claims, plots, runcard
 
 import backward_lib as bl
-from backward_lib import (
-    approx,
-    claims,
-    experiment,
-    maps,
-    models,
-    orders,
-    plots,
-    record,
-    runcard,
-    tree,
-)
+from backward_lib import approx, experiment, maps, models, orders, record, tree
 
 plots.use_style()
 xent = torch.nn.functional.cross_entropy

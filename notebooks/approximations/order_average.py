@@ -43,20 +43,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from companion import claims, plots, runcard
 
 import backward_lib as bl
-from backward_lib import (
-    approx,
-    claims,
-    data,
-    maps,
-    models,
-    orders,
-    plots,
-    runcard,
-    schedule,
-    tree,
-)
+from backward_lib import approx, data, maps, models, orders, schedule, tree
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

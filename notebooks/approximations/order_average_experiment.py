@@ -54,17 +54,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from companion import claims, plots, runcard
 
-from backward_lib import (
-    approx,
-    claims,
-    experiment,
-    maps,
-    orders,
-    plots,
-    record,
-    runcard,
-)
+from backward_lib import approx, experiment, maps, orders, record
 
 plots.use_style()
 t_start = time.perf_counter()

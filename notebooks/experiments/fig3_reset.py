@@ -47,7 +47,9 @@ device = "cpu"
 chain_batch = 1  # chains advanced together with vmap (use 32-128 on a GPU)
 
 # %%
-from backward_lib import claims, experiment, plots, runcard, stability
+from companion import claims, plots, runcard
+
+from backward_lib import experiment, stability
 
 plots.use_style()
 order = f"{switch}:{reset_at}"  # reset: backward before r; delayed: forward before s
@@ -131,8 +133,9 @@ fig = plots.curves(
 # after the reset, $\tilde\theta_{r+1} = T_{r+1}(\theta_r) = \theta_{r+1}$, so the two curves
 # meet there. Findings (the paper's claims at this scale, reported either way): forward moves
 # more than backward, i.e. the ratio forward/backward of each measure above is greater than 1.
-# A ratio averaged over a few seeds is noisy, so a finding agrees only if the lower end of its
-# 95% interval over seeds (mean − 2 standard errors) is above 1.
+# A ratio averaged over a few seeds is noisy, so a finding is decided by the two-sided 95%
+# interval of the mean ratio over seeds (Student t with k − 1 degrees of freedom): AGREES when
+# it lies above 1, DISAGREES when it lies below, INCONCLUSIVE when it contains 1.
 
 # %%
 acc = df[df["metric"] == "test_accuracy"].pivot_table(
@@ -153,7 +156,7 @@ results = [
         (meet[orders[0]] - meet[orders[1]]).abs().max(),
         1e-6,
     ),
-    *stability.findings(moves, figure, *orders),
+    *claims.ratio_findings(stability.ratios(moves, *orders), figure, *orders),
 ]
 if switch == "delayed":
     results.insert(1, claims.at_most(figure, "before s: delayed backward is the forward iterate",

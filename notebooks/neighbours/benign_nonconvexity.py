@@ -62,22 +62,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from companion import claims, plots, runcard
 from torch import nn
 from torch.func import functional_call
 
 import backward_lib as bl
-from backward_lib import (
-    agnes,
-    claims,
-    maps,
-    models,
-    orders,
-    plots,
-    record,
-    runcard,
-    schedule,
-    tree,
-)
+from backward_lib import agnes, maps, models, orders, record, schedule, tree
 
 plots.use_style()
 torch.set_default_dtype(getattr(torch, dtype))

@@ -53,10 +53,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from companion import claims, plots, runcard
 from scipy import stats
 
 import backward_lib as bl
-from backward_lib import claims, orders, plots, record, runcard
+from backward_lib import orders, record
 from backward_lib import twotimescale as tt
 
 plots.use_style()

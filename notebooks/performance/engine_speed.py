@@ -36,9 +36,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from companion import claims, runcard
 
 import backward_lib
-from backward_lib import claims, count_applications, orders, record, runcard
+from backward_lib import count_applications, orders, record
 
 runcard.show(
     profile,

@@ -47,9 +47,10 @@ import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import torch
+from companion import claims, plots, runcard
 
 import backward_lib as bl
-from backward_lib import claims, orders, plots, record, runcard
+from backward_lib import orders, record
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

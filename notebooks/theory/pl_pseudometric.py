@@ -49,21 +49,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from companion import claims, plots, runcard
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import (
-    claims,
-    curvature,
-    ensemble,
-    maps,
-    models,
-    orders,
-    plots,
-    record,
-    runcard,
-    schedule,
-)
+from backward_lib import curvature, ensemble, maps, models, orders, record, schedule
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from backward_lib import book
+from companion import chapters
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))  # or a downloaded copy
@@ -40,7 +40,7 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 def toc_pages() -> list[str]:
     """Every page of ``_toc.yml`` as its path in the built site (``book/x/y.html``)."""
-    return [f"{f}.html" for f in book.toc()]
+    return [f"{f}.html" for f in chapters.toc()]
 
 
 PAGES = toc_pages()

@@ -1,7 +1,7 @@
 """The run card that opens every chapter: what was run, at which scale, on what.
 
 The wall time and the command that reruns the chapter are unknown while the chapter runs;
-the pipeline (``backward_lib.book``) writes them into the rows marked :data:`WALL_PENDING`
+the pipeline (``companion.pipeline``) writes them into the rows marked :data:`WALL_PENDING`
 and :data:`RERUN_PENDING`. It also reads two things the chapter leaves in output metadata:
 the card's rows (:data:`CARD_KEY`, for the claims and reproduce pages) and a recorded table
 (:data:`TABLE_KEY`, written beside the chapter as a CSV that the page links for download).
@@ -9,13 +9,13 @@ the card's rows (:data:`CARD_KEY`, for the claims and reproduce pages) and a rec
 
 from __future__ import annotations
 
-import platform
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import __version__
+from backward_lib import __version__
+from backward_lib.device import device_name
 
 __all__ = [
     "CARD_KEY",
@@ -31,18 +31,10 @@ __all__ = [
 ]
 
 WALL_PENDING = "not measured (chapter run outside the pipeline)"
-RERUN_PENDING = "`python -m backward_lib.book run <chapter>` (the pipeline names the chapter)"
+RERUN_PENDING = "`python -m companion run <chapter>` (the pipeline names the chapter)"
 CSV_PENDING = "(written beside the chapter when the pipeline runs it)"
-CARD_KEY = "backward_lib.runcard"
-TABLE_KEY = "backward_lib.table"
-
-
-def device_name(device: str | torch.device = "cpu") -> str:
-    """A readable name for the device the chapter computed on."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+CARD_KEY = "companion.runcard"
+TABLE_KEY = "companion.table"
 
 
 def markdown(profile: str, reproduces: str, **rows: Any) -> str:

@@ -7,9 +7,11 @@ raises :class:`ClaimFailed` if any claim does not hold.
 
 Two kinds of claim. A *check* is something the book asserts (a closed form matched, an
 invariant of the engine, a theorem's bound): it must hold, and a failure raises. A *finding*
-compares a measurement with the paper's claim at the book's scale: its verdict, AGREES or
-DISAGREES, is computed the same way and printed, but a disagreement is a result to report,
-not an error, so it does not raise.
+compares a measurement with the paper's claim at the book's scale: its verdict is computed the
+same way and printed, but a disagreement is a result to report, not an error, so it does not
+raise. A finding measured over seeds (:func:`interval`) decides only what its interval
+decides: AGREES when the whole interval lies on the paper's side of the threshold, DISAGREES
+when it lies on the other side, INCONCLUSIVE otherwise (one seed gives no interval).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ __all__ = [
     "at_least",
     "at_most",
     "check",
+    "interval",
+    "ratio_findings",
     "close",
     "finding",
     "records",
@@ -34,7 +38,7 @@ __all__ = [
 
 # Output metadata under which ``check`` leaves its claims for the pipeline's claims page
 # (metadata is not compared by nbval and not rendered; the verdict lines above it are both).
-METADATA_KEY = "backward_lib.claims"
+METADATA_KEY = "companion.claims"
 
 
 class ClaimFailed(AssertionError):
@@ -49,12 +53,36 @@ class Claim:
     statement: str  # what is claimed, in words
     measured: float
     target: float
-    relation: str  # "close": |measured − target| ≤ tol; "at_most"/"at_least": against target
+    relation: str  # "close": |measured − target| ≤ tol; "at_most"/"at_least": against target;
+    # "above"/"below": the interval [low, high] of ``measured`` against ``target``
     tol: float
     kind: str = "check"  # "check": must hold; "finding": agreement with the paper, reported
+    low: float | None = None  # the interval's ends, for "above"/"below"
+    high: float | None = None
+    level: float | None = None
+
+    @property
+    def verdict(self) -> str:
+        """PASS/FAIL for a check; AGREES/DISAGREES (or INCONCLUSIVE, intervals) for a finding."""
+        if self.relation in ("above", "below"):
+            low, high, t = self.low, self.high, self.target
+            if not (math.isfinite(low) and math.isfinite(high)):
+                side = "INCONCLUSIVE"
+            elif (low > t) if self.relation == "above" else (high < t):
+                side = "AGREES"
+            elif (high < t) if self.relation == "above" else (low > t):
+                side = "DISAGREES"
+            else:
+                side = "INCONCLUSIVE"
+            return side if self.kind == "finding" else {"AGREES": "PASS"}.get(side, "FAIL")
+        if self.kind == "finding":
+            return "AGREES" if self.passed else "DISAGREES"
+        return "PASS" if self.passed else "FAIL"
 
     @property
     def passed(self) -> bool:
+        if self.relation in ("above", "below"):
+            return self.verdict in ("AGREES", "PASS")
         m, t = self.measured, self.target
         if not math.isfinite(m):
             return False
@@ -66,6 +94,9 @@ class Claim:
 
     @property
     def criterion(self) -> str:
+        if self.relation in ("above", "below"):
+            side = ">" if self.relation == "above" else "<"
+            return f"two-sided {self.level:.0%} interval over seeds {side} {self.target:.4g}"
         if self.relation == "close":
             return f"|measured − {self.target:.4g}| ≤ {self.tol:.2g}"
         sign = "≤" if self.relation == "at_most" else "≥"
@@ -103,10 +134,42 @@ def finding(
     return _claim(source, statement, measured, target, relation, tol, kind="finding")
 
 
+def interval(
+    source: str,
+    statement: str,
+    mean: float,
+    low: float,
+    high: float,
+    threshold: float,
+    side: str = "above",
+    level: float = 0.95,
+) -> Claim:
+    """The paper's claim "the quantity is ``side`` ``threshold``" as a finding measured over
+    seeds: ``mean`` with its two-sided ``level`` interval [``low``, ``high``]. AGREES when the
+    interval excludes the threshold on the paper's side, DISAGREES when it excludes it on the
+    other side, INCONCLUSIVE when it contains the threshold or does not exist (NaN ends)."""
+    if side not in ("above", "below"):
+        raise ValueError(f"side must be 'above' or 'below', got {side!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    low, high = float(low), float(high)
+    if math.isfinite(low) and math.isfinite(high) and low > high:
+        raise ValueError(f"low must be ≤ high, got [{low}, {high}]")
+    return Claim(source, statement, float(mean), float(threshold), side, 0.0, "finding", low, high, level)
+
+
+def ratio_findings(rows, source: str, a: str = "forward", b: str = "backward") -> list[Claim]:
+    """One finding per row of ``backward_lib.stability.ratios``: does ``a`` move more than
+    ``b`` (ratio above 1), decided by the ratio's interval over seeds."""
+    out = []
+    for r in rows.itertuples():
+        statement = f"{r.window}: {r.measure}, {a}/{b} > 1 ({r.seeds} seed{'s' * (r.seeds != 1)})"
+        out.append(interval(source, statement, r.mean, r.low, r.high, 1.0, "above"))
+    return out
+
+
 def _verdict(c: Claim) -> str:
-    if c.kind == "finding":
-        return "AGREES" if c.passed else "DISAGREES"
-    return "PASS" if c.passed else "FAIL"
+    return c.verdict
 
 
 def table(claims: list[Claim]) -> pd.DataFrame:
@@ -119,9 +182,11 @@ def table(claims: list[Claim]) -> pd.DataFrame:
 def records(claims: list[Claim]) -> list[dict]:
     """The claims as plain records (JSON-ready): everything the claims page shows."""
     out = []
-    for c in claims:
-        measured = c.measured if math.isfinite(c.measured) else str(c.measured)
-        out.append({**asdict(c), "measured": measured, "criterion": c.criterion,
+    for c in claims:  # non-finite numbers as text: JSON has no NaN
+        row = {
+            k: (v if not isinstance(v, float) or math.isfinite(v) else str(v)) for k, v in asdict(c).items()
+        }
+        out.append({**row, "criterion": c.criterion,
                     "verdict": _verdict(c), "passed": c.passed})  # fmt: skip
     return out
 
@@ -154,6 +219,8 @@ def check(claims: list[Claim]) -> None:
         raise ClaimFailed(f"{len(failed)} of {len(checks)} checks failed: {lines}")
     summary = f"{len(checks)} of {len(checks)} checks hold."
     if findings:
-        agree = sum(c.passed for c in findings)
-        summary += f" Findings: {agree} of {len(findings)} agree with the paper."
+        agree = sum(c.verdict == "AGREES" for c in findings)
+        open_ = sum(c.verdict == "INCONCLUSIVE" for c in findings)
+        summary += f" Findings: {agree} of {len(findings)} agree with the paper"
+        summary += f", {open_} inconclusive." if open_ else "."
     _emit(summary, claims)
