@@ -9,16 +9,21 @@ analysis of another figure: another model, data set or optimizer), so no noteboo
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import spec as specs
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS, BOOK, PARAMS = ROOT / "notebooks", ROOT / "book", ROOT / "params"
 
-__all__ = ["BOOK", "NOTEBOOKS", "PARAMS", "ROOT", "chapters", "declared", "defaults", "notebook",
-           "output_path", "parameters", "toc"]  # fmt: skip
+__all__ = ["BOOK", "NOTEBOOKS", "PARAMS", "ROOT", "SPEC_TAG", "chapters", "declared", "defaults",
+           "notebook", "output_path", "parameter_spec", "parameters", "toc"]  # fmt: skip
+
+SPEC_TAG = "parameter-spec"
 
 
 def chapters() -> dict[str, Path]:
@@ -59,13 +64,25 @@ def notebook(src: Path):
     return nb
 
 
+@functools.lru_cache(maxsize=64)
+def _read_cells(src: Path, _stamp: tuple) -> tuple[tuple[frozenset[str], str], ...]:
+    return tuple((frozenset(c.metadata.get("tags", [])), c.source) for c in notebook(src).cells)
+
+
+def _cells(src: Path) -> tuple[tuple[frozenset[str], str], ...]:
+    """The chapter's cells as (tags, source); cached while its files are unchanged, because
+    validating parameters reads them several times per chapter."""
+    files = [src, _variant(src)["source"]] if src.suffix == ".yaml" else [src]
+    return _read_cells(src, tuple((f.stat().st_mtime_ns, f.stat().st_size) for f in files))
+
+
 def defaults(src: Path) -> dict[str, Any]:
     """The chapter's documented defaults: the literal assignments of its ``parameters`` cell."""
-    cells = [c for c in notebook(src).cells if "parameters" in c.metadata.get("tags", [])]
+    cells = [source for tags, source in _cells(src) if "parameters" in tags]
     if len(cells) != 1:
         raise ValueError(f"{src.name}: needs exactly one cell tagged 'parameters', found {len(cells)}")
     out = {}
-    for node in ast.parse(cells[0].source).body:
+    for node in ast.parse(cells[0]).body:
         if isinstance(node, ast.Assign):
             # literals, or arithmetic on earlier defaults (e.g. ``tau = 0.035 / 2``)
             value = eval(
@@ -74,6 +91,9 @@ def defaults(src: Path) -> dict[str, Any]:
             for t in node.targets:
                 if isinstance(t, ast.Name):
                     out[t.id] = value
+                elif isinstance(t, ast.Tuple) and all(isinstance(e, ast.Name) for e in t.elts):
+                    # ``h_min, h_max, h_points = 1e-5, 1e-1, 9`` declares three parameters
+                    out.update(zip([e.id for e in t.elts], value, strict=True))
     return out
 
 
@@ -82,11 +102,61 @@ def declared(src: Path) -> set[str]:
     return set(defaults(src))
 
 
+def parameter_spec(src: Path) -> tuple[dict[str, specs.Spec], list[str]]:
+    """The chapter's parameter specs and rules: the cell tagged ``parameter-spec``.
+
+    That cell sits right after the ``parameters`` cell (the ranges are read next to the
+    defaults) and holds ``spec = {name: "spec string", …}``, optionally ``rules = […]``; see
+    :mod:`companion.spec`. It must name exactly the parameters the ``parameters`` cell declares.
+    """
+    cells = _cells(src)
+    at = [i for i, (tags, _) in enumerate(cells) if SPEC_TAG in tags]
+    if len(at) != 1:
+        raise ValueError(f"{src.name}: needs exactly one cell tagged {SPEC_TAG!r}, found {len(at)}")
+    if at[0] == 0 or "parameters" not in cells[at[0] - 1][0]:
+        raise ValueError(f"{src.name}: the {SPEC_TAG!r} cell must directly follow the 'parameters' cell")
+    found: dict[str, Any] = {}
+    for node in ast.parse(cells[at[0]][1]).body:
+        targets = [t.id for t in getattr(node, "targets", []) if isinstance(t, ast.Name)]
+        if not isinstance(node, ast.Assign) or targets not in (["spec"], ["rules"]):
+            raise ValueError(f"{src.name}: the {SPEC_TAG!r} cell may only assign 'spec' and 'rules'")
+        try:
+            found[targets[0]] = ast.literal_eval(node.value)
+        except ValueError:
+            raise ValueError(f"{src.name}: {targets[0]} must be a literal") from None
+    table, rules = found.get("spec"), found.get("rules", [])
+    if not isinstance(table, dict) or not isinstance(rules, list):
+        raise ValueError(f"{src.name}: needs spec = {{name: 'spec string', …}} (and rules = [...])")
+    names = declared(src)
+    missing, extra = sorted(names - set(table)), sorted(set(table) - names)
+    if missing or extra:
+        raise ValueError(
+            f"{src.name}: the spec must cover exactly the parameters cell; "
+            f"missing {missing}, undeclared {extra}"
+        )
+    parsed = {}
+    for name, text in table.items():
+        try:
+            parsed[name] = specs.parse(text)
+        except ValueError as err:
+            raise ValueError(f"{src.name}: spec of {name}: {err}") from None
+    for rule in rules:
+        try:
+            unknown = sorted(specs.parse_rule(rule)[1] - names)
+        except ValueError as err:
+            raise ValueError(f"{src.name}: {err}") from None
+        if unknown:
+            raise ValueError(f"{src.name}: rule {rule!r} names undeclared {unknown}")
+    return parsed, rules
+
+
 def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters injected into chapter ``name``: the profile's section, then overrides.
 
     Every key must be declared in the chapter's ``parameters`` cell: a misspelt override
-    would otherwise be ignored silently.
+    would otherwise be ignored silently. Every value the chapter will run with (its
+    defaults, a variant's values, the profile's, the overrides) must fit the chapter's
+    parameter spec, so a bad value stops here, before any chapter executes.
     """
     path = PARAMS / f"{profile}.yaml"
     if not path.is_file():
@@ -98,11 +168,35 @@ def parameters(name: str, profile: str, overrides: dict[str, Any] | None = None)
         raise ValueError(f"params/{profile}.yaml names unknown chapters: {sorted(unknown)}")
     src = chapters()[name]
     own = _variant(src)["parameters"] if src.suffix == ".yaml" else {}
+    base = _variant(src)["source"] if src.suffix == ".yaml" else src
+    layers = [
+        (f"the default in {base.name}", defaults(src)),
+        ("the profile (the pipeline sets it)", {"profile": profile}),
+        (f"the variant {src.name}", own),
+        (f"the profile params/{profile}.yaml", sections.get(name) or {}),
+        ("the override -p", overrides or {}),
+    ]
     params = {"profile": profile, **own, **(sections.get(name) or {}), **(overrides or {})}
     unknown = sorted(set(params) - declared(src))
     if unknown:
         raise ValueError(f"{name}: unknown parameter(s) {unknown}; see its parameters cell")
-    return params
+    table, rules = parameter_spec(src)
+    final: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for where, values in layers:
+        for key, value in values.items():
+            try:
+                final[key] = specs.validate(key, value, table[key])
+            except ValueError as err:
+                raise ValueError(f"{name}: {err} (from {where})") from None
+            source[key] = where
+    for rule in rules:
+        if not specs.check_rule(rule, final):
+            names = sorted(specs.parse_rule(rule)[1])
+            got = "; ".join(f"{k} = {final[k]!r} from {source[k]}" for k in names)
+            raise ValueError(f"{name}: parameters must satisfy {rule}, got {got}")
+    # the chapter runs with the validated values (an int given for a float arrives as a float)
+    return {key: final[key] for key in params}
 
 
 def toc() -> list[str]:

@@ -117,9 +117,9 @@ def _group(claims: list[dict]) -> str:
     return f"partly ({agree} of {len(findings)} agree" + (f", {open_} inconclusive)" if open_ else ")")
 
 
-def claims_page(chapters: list[Chapter]) -> str:
+def claims_page(pages: list[Chapter]) -> str:
     """The "Claims at a glance" page (MyST Markdown)."""
-    every = [c for ch in chapters for c in ch.claims]
+    every = [c for ch in pages for c in ch.claims]
     checks = [c for c in every if c["kind"] == "check"]
     found = [c for c in every if c["kind"] == "finding"]
     agree = sum(c["verdict"] == "AGREES" for c in found)
@@ -136,7 +136,7 @@ def claims_page(chapters: list[Chapter]) -> str:
         "over seeds is *inconclusive* when its 95% interval contains the threshold. Tolerances are",
         "part of each criterion; the scale is the chapter's profile, data and seeds.",
         "",
-        f"**{len(every)} claims in {sum(bool(ch.claims) for ch in chapters)} chapter(s):** "
+        f"**{len(every)} claims in {sum(bool(ch.claims) for ch in pages)} chapter(s):** "
         f"{len(checks)} checks, {sum(c['passed'] for c in checks)} hold; {len(found)} findings, "
         f"{agree} agree with the paper, {open_} are inconclusive and {len(found) - agree - open_} disagree.",
         "",
@@ -149,7 +149,7 @@ def claims_page(chapters: list[Chapter]) -> str:
         "| paper | chapter | claims | verdict | measured at |",
         "|---|---|---|---|---|",
     ]
-    for ch in chapters:
+    for ch in pages:
         sources = list(dict.fromkeys(c["source"] for c in ch.claims))
         for src in sources:
             group = [c for c in ch.claims if c["source"] == src]
@@ -158,7 +158,7 @@ def claims_page(chapters: list[Chapter]) -> str:
             lines.append(f"| {_cell(src)} | {{doc}}`{ch.title} <{ch.doc}>` | {kinds} | {_group(group)} "
                          f"| profile `{ch.stamp.get('profile', '?')}` |")  # fmt: skip
     lines += ["", "## Every claim", ""]
-    for ch in chapters:
+    for ch in pages:
         if not ch.claims:
             continue
         lines += [
@@ -212,10 +212,10 @@ def _papermill_yaml(name: str) -> str:
     return yaml.safe_dump(chapters.parameters(name, "paper"), default_flow_style=True, width=10**4).strip()
 
 
-def reproduce_page(chapters: list[Chapter]) -> str:
+def reproduce_page(pages: list[Chapter]) -> str:
     """The "Reproduce" page (MyST Markdown): profiles, commands, measured and expected times."""
     rows, total, total_paper = [], 0.0, 0.0
-    for ch in chapters:
+    for ch in pages:
         src = chapters.chapters()[ch.name]
         defaults = chapters.defaults(src)
         used = {**defaults, **(ch.stamp.get("parameters") or {})}
@@ -260,13 +260,23 @@ def reproduce_page(chapters: list[Chapter]) -> str:
         f"papermill /tmp/fig3.ipynb /tmp/fig3_out.ipynb -y '{_papermill_yaml('fig3_reset')}'",
         "```",
         "",
+        "## Numerics",
+        "",
+        "Every chapter here was executed, and `make test` re-checks it, with the AVX2 kernels of",
+        "torch, MKL and oneDNN and two threads (`companion/numerics.py`: `ATEN_CPU_CAPABILITY=avx2`,",
+        "`MKL_CBWR=AVX2,STRICT`, `ONEDNN_MAX_CPU_ISA=AVX2`, `OMP_NUM_THREADS=2`), so that any x86-64",
+        "CPU with AVX2, Intel or AMD, computes the same bits. `make robust` re-executes every chapter",
+        "on the generic kernels instead (`BOOK_NUMERICS=reference`) and compares every verdict line;",
+        "`BOOK_NUMERICS=native` pins nothing, for runs on other hardware (their stamps then say so",
+        "by not matching).",
+        "",
         "Experiment results are stored under `results/` as each recorded step finishes, keyed by the",
         "full configuration: a killed run resumes where it stopped, and a rerun with the same",
         "settings loads instead of training.",
         "",
         "## Profiles",
         "",
-        "- **`book`** (`params/chapters.yaml`): what this book publishes, on a 2-core CPU without a",
+        "- **`book`** (`params/book.yaml`): what this book publishes, on a 2-core CPU without a",
         "  GPU. Theory chapters at the paper's settings with fewer realizations; experiment chapters",
         "  with the paper's optimizer, learning rate and batch size, and smaller width, fewer",
         "  steps, seeds and recorded steps. CIFAR is replaced by Fashion-MNIST at 3×32×32 where",
@@ -304,7 +314,7 @@ def reproduce_page(chapters: list[Chapter]) -> str:
 
 def write() -> list[Path]:
     """Write both pages; return their paths."""
-    chapters = executed()
-    CLAIMS_PAGE.write_text(claims_page(chapters))
-    REPRODUCE_PAGE.write_text(reproduce_page(chapters))
+    done = executed()
+    CLAIMS_PAGE.write_text(claims_page(done))
+    REPRODUCE_PAGE.write_text(reproduce_page(done))
     return [CLAIMS_PAGE, REPRODUCE_PAGE]

@@ -234,8 +234,19 @@ def build(strict: bool = True) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT)
 
 
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _value(text: str) -> Any:
-    return yaml.safe_load(text)  # "0.5" → 0.5, "[1, 2]" → list, "forward" → str
+    """A ``-p`` value as YAML reads it: "0.5" → 0.5, "[1, 2]" → list, "forward" → str."""
+
+    def number(v: Any) -> Any:
+        # YAML 1.1 reads 1e-5 (no dot) as a string; on a command line it means the number
+        if isinstance(v, str) and _EXPONENT.fullmatch(v):
+            return float(v)
+        return [number(x) for x in v] if isinstance(v, list) else v
+
+    return number(yaml.safe_load(text))
 
 
 def main(argv: list[str] | None = None) -> int:

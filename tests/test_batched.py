@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import max_diff
 
 import backward_lib
 from backward_lib import batched, maps, orders
+from conftest import max_diff
 
 OPTIMIZERS = {
     "sgd": lambda: maps.sgd(0.1),

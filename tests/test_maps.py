@@ -6,11 +6,11 @@ import copy
 
 import pytest
 import torch
-from conftest import assert_tree_close, make_problem, max_diff
 from torch import nn
 
 import backward_lib
 from backward_lib import engine, maps, models, orders, tree
+from conftest import assert_tree_close, make_problem, max_diff
 
 LR = 0.1
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import assert_tree_close, max_diff
 
 import backward_lib as bl
 from backward_lib import agnes, maps, orders
 from backward_lib import twotimescale as tt
+from conftest import assert_tree_close, max_diff
 
 # ---------------------------------------------------------------- AGNES
 

@@ -39,6 +39,26 @@ paper_mode_steps = 2000  # steps of the every-step variant timed on the first se
 device = "cpu"
 chain_batch = 1  # backward chains advanced together with vmap (use 32-128 on a GPU)
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seeds": "list of int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "width": "float > 0",
+    "record_every": "int >= 1",
+    "train_eval": "int in [1, 50000]",
+    "test_eval": "int in [1, 10000]",
+    "device": "one of cpu, cuda",
+    "chain_batch": "int >= 1",
+    "depth": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "paper_mode_steps": "int >= 1",
+}
+rules = ["record_every <= steps"]
+
 # %%
 import time
 
@@ -46,12 +66,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 
 from backward_lib import approx, experiment, orders, record, tree
 from backward_lib.batched import batched_trajectory
 from backward_lib.engine import count_applications
 from backward_lib.probe import NetworkProbe
+from companion import claims, plots, runcard
 
 plots.use_style()
 t_start = time.perf_counter()

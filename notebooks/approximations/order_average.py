@@ -34,6 +34,24 @@ h_min, h_max, h_points = 1e-4, 1e-1, 7  # learning rates of the large step
 fit_points = 4  # the smallest learning rates enter the slope fits
 train_size = 2000  # training examples the batch is drawn from
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "width": "float > 0",
+    "depth": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "batch_size": "int >= 1",
+    "ks": "list of int >= 2",
+    "h_min": "float > 0",
+    "h_max": "float > 0",
+    "h_points": "int >= 2",
+    "fit_points": "int >= 2",
+    "train_size": "int in [1, 60000]",
+}
+rules = ["h_min < h_max", "fit_points <= h_points", "batch_size <= train_size"]
+
 # %%
 import itertools
 import math
@@ -43,10 +61,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 
 import backward_lib as bl
 from backward_lib import approx, data, maps, models, orders, schedule, tree
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

@@ -47,6 +47,27 @@ train_eval = 2000  # training examples for the training loss
 test_eval = 10000  # test examples for the test loss
 device = "cpu"
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seeds": "list of int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "ks": "list of int >= 2",
+    "lams": "list of float > 0",
+    "width": "float > 0",
+    "depth": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "record_every": "int >= 1",
+    "late": "float in (0, 1]",
+    "train_eval": "int in [1, 50000]",
+    "test_eval": "int in [1, 10000]",
+    "device": "one of cpu, cuda",
+}
+rules = ["record_every <= steps"]
+
 # %%
 import time
 
@@ -54,9 +75,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from companion import claims, plots, runcard
 
 from backward_lib import approx, experiment, maps, orders, record
+from companion import claims, plots, runcard
 
 plots.use_style()
 t_start = time.perf_counter()

@@ -39,17 +39,33 @@ hidden = 300  # hidden units (paper: 300)
 record_every = 1  # record every k-th step
 device = "cpu"
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "functions": "list of one of smooth, oscillating, kinked",
+    "seed": "int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "depth": "int >= 1",
+    "hidden": "int >= 1",
+    "record_every": "int >= 1",
+    "device": "one of cpu, cuda",
+}
+rules = ["record_every <= steps"]
+
 # %%
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from torch.func import functional_call
 
 import backward_lib as bl
 from backward_lib import experiment, orders, stability
+from companion import claims, plots, runcard
 
 plots.use_style()
 base = experiment.Experiment(

@@ -38,10 +38,31 @@ test_eval = 10000  # test examples
 device = "cpu"
 chain_batch = 1  # chains advanced together with vmap (use 16-64 on a GPU)
 
-# %%
-from companion import claims, plots, runcard
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seeds": "list of int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "width": "float > 0",
+    "record_every": "int >= 1",
+    "train_eval": "int in [1, 50000]",
+    "test_eval": "int in [1, 10000]",
+    "device": "one of cpu, cuda",
+    "chain_batch": "int >= 1",
+    "figure": "str",
+    "model": "one of resnet18, resnet50, vgg19, mlp",
+    "optimizer": "one of sgd, momentum, nesterov, adamw",
+    "dataset": "one of fashion_mnist, cifar10, cifar100",
+    "substitute": "bool",
+}
+rules = ["record_every <= steps"]
 
+# %%
 from backward_lib import experiment, stability
+from companion import claims, plots, runcard
 
 plots.use_style()
 base = experiment.Experiment(

@@ -46,10 +46,31 @@ test_eval = 10000  # test examples for test loss and accuracy
 device = "cpu"
 chain_batch = 1  # chains advanced together with vmap (use 32-128 on a GPU)
 
-# %%
-from companion import claims, plots, runcard
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seeds": "list of int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "width": "float > 0",
+    "record_every": "int >= 1",
+    "train_eval": "int in [1, 50000]",
+    "test_eval": "int in [1, 10000]",
+    "device": "one of cpu, cuda",
+    "chain_batch": "int >= 1",
+    "depth": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "figure": "str",
+    "reset_at": "int >= 1",
+    "switch": "one of reset, delayed",
+}
+rules = ["reset_at < steps", "record_every <= steps"]
 
+# %%
 from backward_lib import experiment, stability
+from companion import claims, plots, runcard
 
 plots.use_style()
 order = f"{switch}:{reset_at}"  # reset: backward before r; delayed: forward before s

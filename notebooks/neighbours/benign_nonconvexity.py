@@ -54,6 +54,33 @@ batch_steps = [
 ]  # n of ‖θ_n+1 − θ_n‖ in the book's question
 batch_seed = 0  # mini-batch schedule
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "runs": "int >= 1",
+    "data_seed": "int in [0, 2**31)",
+    "n_points": "int >= 1",
+    "in_dim": "int >= 1",
+    "teacher_depth": "int >= 1",
+    "teacher_width": "int >= 1",
+    "depth": "int >= 1",
+    "width": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "lr": "float > 0",
+    "momentum": "float in [0, 1)",
+    "epochs": "int >= 1",
+    "dtype": "one of float32, float64",
+    "t_max": "float > 0",
+    "fd_h": "float > 0",
+    "start_loss": "float > 0",
+    "batch_size": "int >= 1",
+    "sgd_lr": "float > 0",
+    "batch_steps": "list of int >= 1",
+    "batch_seed": "int in [0, 2**31)",
+}
+rules = ["batch_size <= n_points"]
+
 # %%
 import copy
 import time
@@ -62,12 +89,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from torch import nn
 from torch.func import functional_call
 
 import backward_lib as bl
 from backward_lib import agnes, maps, models, orders, record, schedule, tree
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(getattr(torch, dtype))

@@ -45,6 +45,30 @@ window = 2**22  # W of the windowed backward order (book question)
 record_points = 40  # log-spaced recorded steps of the error curves
 limit_dt = 1e-5  # Euler step of the limit ODE (slow time)
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seeds": "list of int in [0, 2**31)",
+    "target": "one of paper, code",
+    "m": "int >= 1",
+    "eta": "float > 0",
+    "noise": "float >= 0",
+    "h": "float > 0",
+    "eps": "float > 0",
+    "tau": "float > 0",
+    "fail_seeds": "list of int in [0, 2**31)",
+    "fail_h": "float > 0",
+    "fail_tau": "float > 0",
+    "sweep_eps": "list of float > 0",
+    "sweep_h": "float > 0 or list of float > 0",
+    "sweep_tau": "float > 0",
+    "repeats": "int >= 1",
+    "window": "int >= 1",
+    "record_points": "int >= 2",
+    "limit_dt": "float > 0",
+}
+
 # %%
 import time
 
@@ -53,12 +77,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from companion import claims, plots, runcard
 from scipy import stats
 
 import backward_lib as bl
 from backward_lib import orders, record
 from backward_lib import twotimescale as tt
+from companion import claims, plots, runcard
 
 plots.use_style()
 f_star = {"paper": tt.PAPER, "code": tt.CODE}[target]

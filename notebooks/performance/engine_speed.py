@@ -29,6 +29,18 @@ bench_steps = 300  # largest recorded step K of the benchmark
 bench_points = 3  # recorded steps evenly spaced up to K
 repeats = 5  # timed runs of each loop (best kept)
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "steps": "int >= 1",
+    "record_every": "int >= 1",
+    "bench_steps": "int >= 1",
+    "bench_points": "int >= 1",
+    "repeats": "int >= 1",
+}
+rules = ["record_every <= steps", "bench_points <= bench_steps"]
+
 # %%
 import json
 import subprocess
@@ -36,10 +48,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-from companion import claims, runcard
 
 import backward_lib
 from backward_lib import count_applications, orders, record
+from companion import claims, runcard
 
 runcard.show(
     profile,

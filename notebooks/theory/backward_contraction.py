@@ -39,6 +39,21 @@ limit_step = 240  # the backward iterate at this step stands in for the limit
 fail_steps = 320  # steps of the cases where condition (2) fails
 fail_growth = 10.0  # c > 1/ρ of the growing displacements ‖b_n‖ ∝ cⁿ
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "rho": "float in (0, 1)",
+    "dims": "list of int >= 1",
+    "realizations": "int >= 1",
+    "steps": "int >= 1",
+    "limit_step": "int >= 1",
+    "fail_steps": "int >= 1",
+    "fail_growth": "float > 1",
+}
+rules = ["steps < limit_step", "fail_growth * rho > 1"]
+
 # %%
 import time
 
@@ -47,10 +62,10 @@ import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 
 import backward_lib as bl
 from backward_lib import orders, record
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

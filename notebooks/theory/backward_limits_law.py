@@ -52,6 +52,38 @@ net_thin = 10  # thinning of the long forward SGD path (autocorrelation time abo
 net_path_samples = 1000  # samples kept from the long forward SGD path
 control_net_h = 0.08  # negative control on the network: a different learning rate
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "sigma": "float > 0",
+    "realizations": "int >= 2",
+    "quad_steps": "int >= 1",
+    "path_samples": "int >= 2",
+    "thin": "int >= 1",
+    "nl_h": "float in (0, 1]",
+    "nl_c": "float in [0, 1)",
+    "nl_steps": "int >= 1",
+    "control_steps": "int >= 1",
+    "control_h": "float in (0, 1]",
+    "net_h": "float > 0",
+    "batch_size": "int in [1, 32]",
+    "net_realizations": "int >= 2",
+    "net_steps": "int >= 1",
+    "early_step": "int >= 1",
+    "gd_steps": "int >= 1",
+    "net_thin": "int >= 1",
+    "net_path_samples": "int >= 2",
+    "control_net_h": "float > 0",
+}
+rules = [
+    "control_steps < nl_steps",
+    "control_h != nl_h",
+    "early_step < net_steps",
+    "control_net_h != net_h",
+]
+
 # %%
 import time
 
@@ -59,12 +91,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from scipy import stats
 from torch.func import functional_call, vmap
 
 import backward_lib as bl
 from backward_lib import curvature, maps, models, orders, schedule
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

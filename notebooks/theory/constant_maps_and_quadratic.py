@@ -32,6 +32,21 @@ realizations = 4000  # independent noise sequences for the laws and the decay fi
 thin = 50  # forward path: keep every thin-th iterate (correlation (1-h)^thin)
 h_grid = [0.1, 0.5, 1.0, 1.5, 1.9]  # learning rates for the closed-form check
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "h": "float in (0, 2)",
+    "sigma": "float > 0",
+    "x0": "float",
+    "steps": "int >= 2",
+    "draws": "int >= 1",
+    "realizations": "int >= 2",
+    "thin": "int >= 1",
+    "h_grid": "list of float in (0, 2)",
+}
+
 # %%
 import time
 
@@ -39,11 +54,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from scipy import stats
 
 import backward_lib as bl
 from backward_lib import orders, record
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

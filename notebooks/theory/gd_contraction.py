@@ -45,6 +45,28 @@ net_margin = 0.1  # network: iterate at h (1 ∓ net_margin)·2/λ_max
 net_steps = 3000  # network: steps of the two perturbed runs
 net_pairs = 200  # network: random pairs inside the non-flat subspace
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "eigenvalues": "list of float > 0",
+    "pairs": "int >= 1",
+    "h_points": "int >= 2",
+    "margin": "float in (0, 1)",
+    "steps": "int >= 1",
+    "overflow_steps": "int >= 1",
+    "n_points": "int >= 1",
+    "width": "int >= 1",
+    "train_steps": "int >= 1",
+    "train_lr": "float > 0",
+    "train_momentum": "float in [0, 1)",
+    "radius": "float > 0",
+    "net_margin": "float in (0, 1)",
+    "net_steps": "int >= 1",
+    "net_pairs": "int >= 1",
+}
+
 # %%
 import time
 
@@ -52,11 +74,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from scipy import stats
 
 import backward_lib as bl
 from backward_lib import curvature, maps, models, orders, record, schedule
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

@@ -46,6 +46,36 @@ sgd_h_lambda = [0.25, 1.0]  # h·λ_max of the real (nonlinear) SGD runs
 sgd_steps = [1500, 600]  # N of the real SGD runs (matching sgd_h_lambda)
 sgd_realizations = 400  # independent batch sequences of the real SGD runs
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "n_points": "int >= 1",
+    "width": "int >= 1",
+    "train_steps": "int >= 1",
+    "train_lr": "float > 0",
+    "train_momentum": "float in [0, 1)",
+    "batch": "int >= 1",
+    "cov_batches": "int >= 2",
+    "keep_ratio": "float >= 1",
+    "h_lambda": "float in (0, 2)",
+    "steps": "int >= 1",
+    "realizations": "int >= 2",
+    "stability_h_lambda": "list of float > 0",
+    "stability_steps": "int >= 1",
+    "stability_every": "int >= 1",
+    "stability_realizations": "int >= 2",
+    "sgd_h_lambda": "list of float in (0, 2)",
+    "sgd_steps": "list of int >= 1",
+    "sgd_realizations": "int >= 2",
+}
+rules = [
+    "batch <= n_points",
+    "stability_every <= stability_steps",
+    "len(sgd_steps) == len(sgd_h_lambda)",
+]
+
 # %%
 import time
 
@@ -53,12 +83,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from scipy import linalg, special, stats
 from torch import nn
 
 import backward_lib as bl
 from backward_lib import curvature, ensemble, maps, models, orders, record, schedule
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

@@ -42,6 +42,28 @@ net_steps = 2000  # N of the network's SGD
 net_seeds = 6  # batch orders (schedule seeds) of the network's SGD
 grid_points = 20  # log-spaced recorded steps
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "rows": "int >= 1",
+    "dim": "int >= 1",
+    "pairs": "int >= 1",
+    "h_points": "int >= 1",
+    "ls_batch": "int >= 1",
+    "ls_steps": "int >= 1",
+    "ls_seeds": "int >= 1",
+    "net_points": "int >= 1",
+    "net_width": "int >= 1",
+    "net_batch": "int >= 1",
+    "net_h_lambda": "float in (0, 2)",
+    "net_steps": "int >= 1",
+    "net_seeds": "int >= 1",
+    "grid_points": "int >= 2",
+}
+rules = ["rows < dim", "ls_batch <= rows", "net_batch <= net_points"]
+
 # %%
 import time
 
@@ -49,11 +71,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from torch import nn
 
 import backward_lib as bl
 from backward_lib import curvature, ensemble, maps, models, orders, record, schedule
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)

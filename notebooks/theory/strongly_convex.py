@@ -40,6 +40,21 @@ n_samples = 200  # logistic regression: data points
 ridge = 0.1  # logistic regression: ridge strength ρ (the μ of the loss)
 steps = 250  # iterations of the two coupled GD runs
 
+# %% tags=["parameter-spec", "remove-cell"]
+# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+spec = {
+    "profile": "str",
+    "seed": "int in [0, 2**31)",
+    "dim": "int >= 1",
+    "conditions": "list of float >= 1",
+    "pairs": "int >= 1",
+    "h_points": "int >= 1",
+    "h_beyond": "float > 1",
+    "n_samples": "int >= 1",
+    "ridge": "float > 0",
+    "steps": "int >= 1",
+}
+
 # %%
 import time
 
@@ -47,11 +62,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from companion import claims, plots, runcard
 from scipy import stats
 
 import backward_lib as bl
 from backward_lib import orders, record
+from companion import claims, plots, runcard
 
 plots.use_style()
 torch.set_default_dtype(torch.float64)
