@@ -47,8 +47,9 @@ unit: venv data
 	$(PY) -m pytest tests -q --ignore=tests/browser
 
 # Re-execute the published chapters and compare their claim cells (# NBVAL_CHECK_OUTPUT).
+# A fresh results store: every experiment is recomputed, not loaded from an earlier run.
 notebooks: venv data
-	MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
+	BACKWARD_RESULTS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
 # Robustness of every verdict to round-off: re-execute the chapters on the generic kernels
 # (torch default, MKL COMPATIBLE, oneDNN SSE4.1) and compare every verdict line. Not part of

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 __all__ = [
+    "MACHINE_KEY",
     "METADATA_KEY",
     "Claim",
     "ClaimFailed",
@@ -29,6 +30,7 @@ __all__ = [
     "at_most",
     "check",
     "interval",
+    "machine",
     "ratio_findings",
     "close",
     "finding",
@@ -39,6 +41,9 @@ __all__ = [
 # Output metadata under which ``check`` leaves its claims for the pipeline's claims page
 # (metadata is not compared by nbval and not rendered; the verdict lines above it are both).
 METADATA_KEY = "companion.claims"
+# Targets measured on the machine that executed the chapter (timings): on the claims page, in
+# a section of their own, never in the lines nbval compares.
+MACHINE_KEY = "companion.machine_claims"
 
 
 class ClaimFailed(AssertionError):
@@ -224,3 +229,22 @@ def check(claims: list[Claim]) -> None:
         summary += f" Findings: {agree} of {len(findings)} agree with the paper"
         summary += f", {open_} inconclusive." if open_ else "."
     _emit(summary, claims)
+
+
+def machine(claims: list[Claim]) -> pd.DataFrame:
+    """Targets that depend on the machine (speed): shown as a table whose output carries them
+    to the claims page, marked as measured on the machine that built the book. Never raises
+    and prints no verdict line, so CI on another machine has nothing to compare."""
+    if not claims:
+        raise ValueError("machine needs at least one claim")
+    shown = table(claims)
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the book's requirements
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        from IPython.display import display
+
+        display(shown, metadata={MACHINE_KEY: records(claims)})
+        return None
+    return shown

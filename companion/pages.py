@@ -8,13 +8,14 @@ cannot drift from the chapters. They are build products, not sources: git ignore
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from . import chapters, stamps
+from .claims import MACHINE_KEY
 from .claims import METADATA_KEY as CLAIMS_KEY
 from .runcard import CARD_KEY
 
@@ -37,6 +38,7 @@ class Chapter:
     card: dict[str, str]
     claims: list[dict[str, Any]]
     csv: bool
+    machine: list[dict[str, Any]] = field(default_factory=list)  # claims.machine: timings
 
 
 def _title(nb: dict) -> str:
@@ -59,14 +61,15 @@ def executed() -> list[Chapter]:
         if name is None or not path.is_file():
             continue
         nb = json.loads(path.read_text())
-        card, claims = {}, []
+        card, claims, machine = {}, [], []
         for cell in nb["cells"]:
             for output in cell.get("outputs", []):
                 meta = output.get("metadata", {})
                 card = meta.get(CARD_KEY, card)
                 claims += meta.get(CLAIMS_KEY, [])
+                machine += meta.get(MACHINE_KEY, [])
         out.append(Chapter(name, doc.split("/")[0], doc, _title(nb), nb["metadata"].get(stamps.META) or {},
-                           card, claims, path.with_suffix(".csv").is_file()))  # fmt: skip
+                           card, claims, path.with_suffix(".csv").is_file(), machine))  # fmt: skip
     return out
 
 
@@ -171,6 +174,21 @@ def claims_page(pages: list[Chapter]) -> str:
         ]
         lines += [f"| {_cell(c['source'])} | {_cell(c['statement'])} | {c['kind']} | {_measured(c)} "
                   f"| {_cell(c['criterion'])} | {_verdict(c)} |" for c in ch.claims]  # fmt: skip
+        lines.append("")
+    timed = [ch for ch in pages if ch.machine]
+    if timed:
+        lines += [
+            "## Measured on the machine that built the book",
+            "",
+            "Targets that depend on the hardware (speed). They were measured once, on the device",
+            "each chapter's run card names, and are not re-checked by CI, which runs elsewhere.",
+            "",
+            "| chapter | statement | measured | target | verdict |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {{doc}}`{ch.title} <{ch.doc}>` | {_cell(c['statement'])} | {_measured(c)} "
+                  f"| {_cell(c['criterion'])} | {_verdict(c)} (this machine) |"
+                  for ch in timed for c in ch.machine]  # fmt: skip
         lines.append("")
     return "\n".join(lines) + "\n"
 

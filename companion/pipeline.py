@@ -26,10 +26,11 @@ from typing import Any
 import yaml
 
 from . import numerics
-from .chapters import ROOT, chapters, notebook, output_path, parameters, toc
+from .chapters import ROOT, chapters, declared, notebook, output_path, parameters, toc
 from .stamps import META, stamp, stored
 
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
+EXECUTORS = ("sequential", "batched", "ray")  # backward_lib.experiment's executors
 
 __all__ = ["build", "check", "command", "main", "repository", "run"]
 
@@ -159,8 +160,18 @@ def _finish(nb, params: dict, seconds: float, key: str, out: Path, overrides: di
     }
 
 
-def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force: bool) -> int:
-    """Execute chapters (all when ``names`` is empty); return how many were (re)run."""
+def run(
+    names: list[str] | None,
+    profile: str,
+    overrides: dict[str, Any],
+    force: bool,
+    executor: str | None = None,
+) -> int:
+    """Execute chapters (all when ``names`` is empty); return how many were (re)run.
+
+    ``executor`` (``sequential | batched | ray``) is the ``executor`` parameter of every
+    chapter that declares one; a chapter named explicitly must declare it.
+    """
     import nbformat
     import papermill
 
@@ -168,11 +179,24 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
     bad = [n for n in names or [] if n not in known]
     if bad:
         raise ValueError(f"chapter: unknown chapter(s) {bad}; known: {sorted(known)}")
+    if executor is not None and executor not in EXECUTORS:
+        raise ValueError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     # every chapter's parameters are checked before any chapter runs
-    todo = {name: parameters(name, profile, overrides) for name in names or sorted(known)}
+    todo = {}
+    for name in names or sorted(known):
+        extra = {}
+        if executor is not None:
+            if "executor" in declared(known[name]):
+                extra = {"executor": executor}
+            elif names:
+                raise ValueError(
+                    f"--executor: chapter {name} has no executor parameter (it trains no network)"
+                )
+        own = {**extra, **overrides}
+        todo[name] = (parameters(name, profile, own), own)
     numerics.pin()  # inherited by every kernel papermill starts
     count = 0
-    for name, params in todo.items():
+    for name, (params, own) in todo.items():
         src, out = known[name], output_path(known[name])
         key = stamp(src, params)
         if not force and (stored(out) or {}).get("stamp") == key:
@@ -198,7 +222,7 @@ def run(names: list[str] | None, profile: str, overrides: dict[str, Any], force:
             seconds = time.perf_counter() - t0
             done = nbformat.read(tmp_out, as_version=4)
         out.parent.mkdir(parents=True, exist_ok=True)
-        _finish(done, params, seconds, key, out, overrides)
+        _finish(done, params, seconds, key, out, own)
         nbformat.write(done, out)
         print(f"{name}: wrote {out.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
         count += 1
@@ -258,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", default="book")
     p_run.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     p_run.add_argument("--force", action="store_true", help="re-run even when current")
+    p_run.add_argument("--executor", choices=EXECUTORS, help="how chapters that train run their chains")
     p_check = sub.add_parser("check", help="fail if an executed chapter is missing or stale")
     p_check.add_argument("--profile", default="book")
     p_build = sub.add_parser("build", help="render the HTML book")
@@ -272,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = [k for k in overrides if not re.fullmatch(r"[A-Za-z_]\w*", k)]
             if bad:
                 raise ValueError(f"-p: parameter names must be identifiers, got {bad}")
-            run(args.chapters, args.profile, overrides, args.force)
+            run(args.chapters, args.profile, overrides, args.force, args.executor)
         elif args.command == "check":
             problems = check(args.profile)
             for line in problems:

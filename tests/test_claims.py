@@ -160,3 +160,20 @@ def test_ratio_findings_from_stability_rows():
     found = claims.ratio_findings(rows, "Fig. 2")
     assert [c.verdict for c in found] == ["AGREES", "INCONCLUSIVE"]
     assert found[0].statement == "second half: increment, forward/backward > 1 (3 seeds)"
+
+
+def test_machine_targets_leave_no_verdict_line(monkeypatch, capsys):
+    import IPython
+    import IPython.display
+
+    targets = [claims.finding("Performance", "speed-up ≥ 1.5", 1.2, 1.5, "at_least")]
+    assert claims.machine(targets)["verdict"].tolist() == ["DISAGREES"]  # outside a kernel: the table
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
+    assert claims.machine(targets) is None
+    ((obj, kw),) = shown
+    assert list(obj["verdict"]) == ["DISAGREES"] and kw["metadata"][claims.MACHINE_KEY][0]["measured"] == 1.2
+    assert capsys.readouterr().out == ""  # nothing for nbval to compare
+    with pytest.raises(ValueError, match="at least one"):
+        claims.machine([])

@@ -101,3 +101,17 @@ def test_reproduce_page_extrapolates_experiments_only():
     row = next(line for line in text.splitlines() if "constant_maps_and_quadratic>`" in line)
     assert row.endswith("| not extrapolated |") and "realizations 4000 → 20000" in row
     assert "papermill /tmp/fig3.ipynb" in text and "width: 1.0" in text
+
+
+def test_machine_targets_have_a_section_of_their_own():
+    timing = {
+        **_claim("Performance", "engine / plain loop ≥ 1.5", False, measured=1.2),
+        "criterion": "measured ≥ 1.5",
+    }
+    ch = _chapter("perf", "performance/perf", [_claim("Performance", "same iterates", True, "check")])
+    ch.machine.append(timing)
+    text = pages.claims_page([ch])
+    assert "**1 claims in 1 chapter(s):** 1 checks, 1 hold; 0 findings" in text  # timings not counted
+    section = text.split("## Measured on the machine that built the book")[1]
+    assert "engine / plain loop ≥ 1.5 | 1.2 | measured ≥ 1.5 | **disagrees** (this machine) |" in section
+    assert "## Measured on the machine" not in pages.claims_page([_chapter("t", "theory/t", [timing])])
