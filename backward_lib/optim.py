@@ -1,0 +1,279 @@
+"""Optimizers as composable gradient transformations, in the manner of optax.
+
+A transform is a pair of pure functions: ``init(params) -> state`` and
+``update(updates, state, params) -> (updates, state)``; :func:`chain` composes them left to
+right, and :func:`apply_updates` adds the final updates to the parameters (θ ← θ + u). Params,
+gradients and updates are pytrees of tensors (:mod:`backward_lib.tree`: dicts here). Every
+transform is elementwise and its state is a named tuple of tensors, so the same code runs on
+stacked parameters under ``torch.func.vmap`` (chain batching, ensembles).
+
+The named optimizers follow torch.optim's conventions:
+
+* ``sgd``:       u = −h g;
+* ``momentum``:  b ← μ b + g (b = g at the first step: dampening 0), u = −h b;
+* ``nesterov``:  the same buffer, u = −h (g + μ b);
+* ``adamw``:     torch.optim.AdamW (decoupled weight decay, bias-corrected moments);
+* ``agnes``:     Gupta & Wojtowytsch's AGNES, u = −η (g + (α/η) ρ b) with b ← ρ b + g, which
+  is Nesterov's composition with look-ahead coefficient ρα/η (see :mod:`backward_lib.agnes`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+from . import tree
+
+__all__ = [
+    "NAMES",
+    "AdamState",
+    "EmptyState",
+    "GradientTransformation",
+    "TraceState",
+    "adamw",
+    "add_decayed_weights",
+    "agnes",
+    "apply_updates",
+    "chain",
+    "get",
+    "momentum",
+    "nesterov",
+    "scale",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "sgd",
+    "trace",
+]
+
+Tree = tree.Tree
+
+
+class GradientTransformation(NamedTuple):
+    """``init(params) -> state`` and ``update(updates, state, params) -> (updates, state)``."""
+
+    init: Callable[[Tree], Any]
+    update: Callable[[Tree, Any, Tree], tuple[Tree, Any]]
+
+
+class EmptyState(NamedTuple):
+    """The state of a stateless transform."""
+
+
+class TraceState(NamedTuple):
+    trace: Tree  # the momentum buffer b (zeros before the first step)
+
+
+class AdamState(NamedTuple):
+    count: torch.Tensor  # steps taken, a float64 scalar tensor (a tensor, so vmap can stack it)
+    mu: Tree  # first moment m
+    nu: Tree  # second moment v
+
+
+def _number(name: str, value: float, low: float, high: float = math.inf, *, open_low: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value < high
+    if not ok:
+        side = "(" if open_low else "["
+        raise ValueError(f"{name} must be a number in {side}{low}, {high}), got {value!r}")
+    return float(value)
+
+
+def _positive(name: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------------- composition
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """T_k ∘ … ∘ T_1 on the updates; the state is the tuple of the transforms' states."""
+    for i, t in enumerate(transforms):
+        if not isinstance(t, GradientTransformation):
+            raise ValueError(f"transforms[{i}] must be a GradientTransformation, got {type(t).__name__}")
+
+    def init(params: Tree) -> tuple:
+        return tuple(t.init(params) for t in transforms)
+
+    def update(updates: Tree, state: tuple, params: Tree) -> tuple[Tree, tuple]:
+        new = []
+        for t, s in zip(transforms, state, strict=True):
+            updates, s = t.update(updates, s, params)
+            new.append(s)
+        return updates, tuple(new)
+
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Tree, updates: Tree) -> Tree:
+    """θ + u, out of place, one ``torch.add`` per leaf (pure: the step vmaps, θ₀ is never written).
+
+    Measured (CPU, float64, one thread, MLP 6-16-16-3 / 6-512-512-512-3): the add alone costs
+    17 / 283 µs per leaf-wise ``torch.add``, 8 / 211 µs with ``torch._foreach_add`` and
+    7 / 126 µs with ``torch._foreach_add_`` in place; in a whole SGD step (≈ 0.7 / 5–6 ms on
+    that busy machine) the three were within noise. The ``_foreach`` ops have no vmap batching
+    rule (chain batching and ensembles vmap this step) and in place would break purity, so
+    the leaf-wise form is kept.
+    """
+    return tree.tree_map(torch.add, params, updates)
+
+
+# ------------------------------------------------------------------------- small transforms
+
+
+def scale(factor: float) -> GradientTransformation:
+    """u ← c u."""
+
+    def update(updates: Tree, state: EmptyState, params: Tree) -> tuple[Tree, EmptyState]:
+        return tree.tree_map(lambda u: u * factor, updates), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def scale_by_learning_rate(lr: float) -> GradientTransformation:
+    """u ← −h u (a descent step; h > 0)."""
+    return scale(-_positive("lr", lr))
+
+
+def trace(decay: float, lookahead: float = 0.0) -> GradientTransformation:
+    """Heavy-ball buffer, torch.optim.SGD's form (dampening 0): b ← μ b + g, u = b + c g…
+
+    precisely: b ← μ b + g (b starts at 0, so b = g exactly at the first step, as torch's
+    buffer), then u = b when ``lookahead`` c = 0 and u = g + c b otherwise (Nesterov: c = μ).
+    """
+    mu = _number("momentum", decay, 0.0, 1.0)
+    c = _number("lookahead", lookahead, 0.0)
+
+    def init(params: Tree) -> TraceState:
+        return TraceState(tree.tree_map(torch.zeros_like, params))
+
+    def update(updates: Tree, state: TraceState, params: Tree) -> tuple[Tree, TraceState]:
+        # b·μ then + g: torch's buf.mul_(μ).add_(g), same roundings
+        buf = tree.tree_map(lambda b, g: b * mu + g, state.trace, updates)
+        out = buf if c == 0.0 else tree.tree_map(lambda g, b: torch.add(g, b, alpha=c), updates, buf)
+        return out, TraceState(buf)
+
+    return GradientTransformation(init, update)
+
+
+def add_decayed_weights(weight_decay: float) -> GradientTransformation:
+    """u ← u + λ θ (decoupled weight decay when it follows the preconditioner)."""
+    wd = _number("weight_decay", weight_decay, 0.0)
+
+    def update(updates: Tree, state: EmptyState, params: Tree) -> tuple[Tree, EmptyState]:
+        if wd == 0.0:
+            return updates, state
+        return tree.tree_map(lambda u, p: torch.add(u, p, alpha=wd), updates, params), state
+
+    return GradientTransformation(lambda params: EmptyState(), update)
+
+
+def scale_by_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> GradientTransformation:
+    """m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  u = (m/(1−β₁ᵗ)) / (√v/√(1−β₂ᵗ) + ε)
+
+    (torch.optim.AdamW's placement of ε and of the bias corrections)."""
+    b1 = _number("betas[0]", b1, 0.0, 1.0)
+    b2 = _number("betas[1]", b2, 0.0, 1.0)
+    eps = _number("eps", eps, 0.0)
+
+    def init(params: Tree) -> AdamState:
+        ref = tree.leaves(params)[0]
+        zeros = lambda: tree.tree_map(torch.zeros_like, params)  # noqa: E731
+        return AdamState(torch.zeros((), dtype=torch.float64, device=ref.device), zeros(), zeros())
+
+    def update(updates: Tree, state: AdamState, params: Tree) -> tuple[Tree, AdamState]:
+        t = state.count + 1
+        mu = tree.tree_map(lambda m, g: torch.lerp(m, g, 1.0 - b1), state.mu, updates)
+        nu = tree.tree_map(lambda v, g: torch.addcmul(v * b2, g, g, value=1.0 - b2), state.nu, updates)
+        bc1 = 1.0 - b1**t  # float64 scalars, as torch's Python floats
+        bc2_sqrt = torch.sqrt(1.0 - b2**t)
+
+        def direction(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            step = (1.0 / bc1).to(m.dtype)
+            return m * step / ((v.sqrt() / bc2_sqrt.to(v.dtype)) + eps)
+
+        return tree.tree_map(direction, mu, nu), AdamState(t, mu, nu)
+
+    return GradientTransformation(init, update)
+
+
+# ------------------------------------------------------------------------- optimizers
+
+
+def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
+    """Plain SGD, u = −h g; with ``momentum`` μ > 0 heavy-ball or Nesterov (torch.optim.SGD)."""
+    if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if nesterov and momentum == 0.0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    if momentum == 0.0:
+        return chain(scale_by_learning_rate(lr))
+    return chain(trace(momentum, lookahead=momentum if nesterov else 0.0), scale_by_learning_rate(lr))
+
+
+def momentum(lr: float, momentum: float = 0.9) -> GradientTransformation:
+    """Heavy ball: b ← μ b + g, u = −h b."""
+    if not 0.0 < momentum < 1.0:
+        raise ValueError(f"momentum must be in (0, 1), got {momentum!r}")
+    return sgd(lr, momentum)
+
+
+def nesterov(lr: float, momentum: float = 0.9) -> GradientTransformation:
+    """Nesterov: b ← μ b + g, u = −h (g + μ b)."""
+    if not 0.0 < momentum < 1.0:
+        raise ValueError(f"momentum must be in (0, 1), got {momentum!r}")
+    return sgd(lr, momentum, nesterov=True)
+
+
+def agnes(lr: float, alpha: float, rho: float) -> GradientTransformation:
+    """AGNES (step η = ``lr``, look-ahead α, momentum ρ) in Nesterov's composition:
+    b ← ρ b + g, u = −η (g + ρ(α/η) b); the paper's velocity is v = −ρ b.
+
+    At α = η the look-ahead is ρ·1.0 = ρ exactly, so the transform is Nesterov's (same chain,
+    same arithmetic): :func:`nesterov` (η, ρ) and ``agnes(η, η, ρ)`` give the same bits.
+    """
+    lr = _number("lr", lr, 0.0, open_low=True)
+    alpha = _number("alpha", alpha, 0.0)
+    rho = _number("rho", rho, 0.0, 1.0)
+    if rho == 0.0:  # no buffer: u = −η g (the look-ahead multiplies v = 0)
+        return chain(scale_by_learning_rate(lr))
+    return chain(trace(rho, lookahead=rho * (alpha / lr)), scale_by_learning_rate(lr))
+
+
+def adamw(
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.01,
+) -> GradientTransformation:
+    """torch.optim.AdamW: u = −h (m̂/(√v̂ + ε) + λ θ), i.e. θ(1 − hλ) minus the Adam step."""
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair, got {betas!r}")
+    try:
+        adam = scale_by_adam(*betas, eps=eps)
+    except ValueError as e:
+        raise ValueError(f"betas must lie in [0, 1) and eps ≥ 0: {e}") from None
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay!r}")
+    return chain(adam, add_decayed_weights(weight_decay), scale_by_learning_rate(lr))
+
+
+NAMES = ("sgd", "momentum", "nesterov", "adamw", "agnes")
+
+
+def get(name: str, lr: float, **kwargs: Any) -> GradientTransformation:
+    """An optimizer by name: ``sgd``, ``momentum`` (μ = 0.9 unless given), ``nesterov``,
+    ``adamw``, ``agnes`` (needs ``alpha`` and ``rho``)."""
+    if name == "sgd":
+        return sgd(lr, **kwargs)
+    if name in ("momentum", "nesterov"):
+        return sgd(lr, momentum=kwargs.pop("momentum", 0.9), nesterov=name == "nesterov")
+    if name == "adamw":
+        return adamw(lr, **kwargs)
+    if name == "agnes":
+        return agnes(lr, **kwargs)
+    raise ValueError(f"optimizer: unknown optimizer {name!r}; choose one of {NAMES}")
