@@ -23,7 +23,17 @@ from .engine import StepMap
 from .objective import Objective
 from .optim import GradientTransformation
 
-__all__ = ["flat_network", "iid_batches", "losses", "network", "repeat", "stack"]
+__all__ = [
+    "flat_network",
+    "gradients",
+    "iid_batches",
+    "losses",
+    "network",
+    "outputs",
+    "repeat",
+    "row_losses",
+    "stack",
+]
 
 Params = dict[str, torch.Tensor]
 Batches = Callable[[int], torch.Tensor]  # batches(n): [R, b] example indices of batch n, per row
@@ -83,6 +93,51 @@ def network(
         return {k: params[k] if k in params else buffers[k] for k in theta}, state
 
     return StepMap(init, update)
+
+
+def _parts(model: nn.Module, theta: Params) -> tuple[Params, Params]:
+    names = {k for k, _ in model.named_parameters()}
+    return {k: v for k, v in theta.items() if k in names}, {k: v for k, v in theta.items() if k not in names}
+
+
+def outputs(model: nn.Module, theta: Params, x: torch.Tensor) -> torch.Tensor:
+    """model_r(x) for every row r of stacked θ: [R, b, …] (x shared; training mode, as the step)."""
+    obj = Objective(model, lambda out, y: out)
+    params, buffers = _parts(model, theta)
+    return vmap(lambda p, b: obj.forward(p, b, x)[0])(params, buffers)
+
+
+def row_losses(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    theta: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    rows_y: bool = False,
+) -> torch.Tensor:
+    """L_r = loss_fn(model_r(x), y_r) on all of (x, y) for every row r of stacked θ: [R]."""
+    obj = Objective(model, loss_fn)
+    params, buffers = _parts(model, theta)
+    return vmap(lambda p, b, yr: obj(p, b, x, yr)[0], in_dims=(0, 0, 1 if rows_y else None))(
+        params, buffers, y
+    )
+
+
+def gradients(
+    model: nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    theta: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    rows_y: bool = False,
+) -> Params:
+    """∇L_r(θ_r) on all of (x, y) for every row r of stacked θ (parameter leaves [R, …])."""
+    obj = Objective(model, loss_fn)
+    params, buffers = _parts(model, theta)
+    g = lambda p, b, yr: obj.grad(p, b, x, yr)[0]  # noqa: E731
+    return vmap(g, in_dims=(0, 0, 1 if rows_y else None))(params, buffers, y)
 
 
 def flat_network(flat: Any, optimizer: GradientTransformation, batches: Batches) -> StepMap:

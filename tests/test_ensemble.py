@@ -88,3 +88,23 @@ def test_ensemble_rejects_bad_input():
         ensemble.stack([])
     with pytest.raises(ValueError, match="R"):
         ensemble.repeat(p.theta0(), 0)
+
+
+def test_outputs_row_losses_and_gradients_are_per_row():
+    members = [models.mlp(6, 1, depth=1, width=4, seed=s).double() for s in range(3)]
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    y = torch.randn(10, 3, 1, generator=g, dtype=torch.float64)
+    theta = ensemble.stack([maps.params_of(m) for m in members])
+    out = ensemble.outputs(members[0], theta, x)
+    L = ensemble.row_losses(members[0], nn.functional.mse_loss, theta, x, y, rows_y=True)
+    G = ensemble.gradients(members[0], nn.functional.mse_loss, theta, x, y, rows_y=True)
+    for r, m in enumerate(members):
+        torch.testing.assert_close(out[r], m(x), atol=1e-14, rtol=0)
+        loss = nn.functional.mse_loss(m(x), y[:, r])
+        torch.testing.assert_close(L[r], loss, atol=1e-14, rtol=0)
+        names = [k for k, _ in m.named_parameters()]
+        for k, gr in zip(names, torch.autograd.grad(loss, list(m.parameters())), strict=True):
+            torch.testing.assert_close(G[k][r], gr, atol=1e-14, rtol=0)
+    shared = ensemble.row_losses(members[0], nn.functional.mse_loss, theta, x, y[:, 0])
+    torch.testing.assert_close(shared[0], L[0], atol=0, rtol=0)
