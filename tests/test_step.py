@@ -273,3 +273,24 @@ def test_ensemble_and_order_average_reproduce_the_replaced_implementation():
     assert (
         max_diff(bl.iterate(T, maps.params_of(model), orders.backward(), [6])[6], ref["apx/oa_nest"]) < 1e-14
     )
+
+
+def test_engine_update_in_place_equals_the_pure_step(bn_net):
+    """The engine's update (in-place apply on the chain's copy) and the pure step agree
+    (same arithmetic: identical bits), and θ handed to the engine is never written."""
+    for opt in (optim.sgd(0.1), optim.nesterov(0.1), optim.adamw(0.01)):
+        T = bn_net.step_map(opt)
+        assert T.inplace
+        theta = tree.clone(bn_net.theta0())
+        params, buffers = T.split(theta)
+        state = T.optimizer.init(params)
+        for n in (1, 2, 3):
+            params, buffers, state = T.step(params, buffers, state, T.batch(n))
+        got = bl.iterate(T, theta, orders.forward(), [3])[3]
+        assert_tree_close(got, {**params, **buffers}, atol=0)
+        assert_tree_close(theta, bn_net.theta0(), atol=0)
+    p = {"w": torch.zeros(3, dtype=torch.float64)}
+    out = optim.apply_updates(p, {"w": torch.ones(3, dtype=torch.float64)}, inplace=True)
+    assert out["w"] is p["w"] and float(p["w"].sum()) == 3.0
+    with pytest.raises(ValueError, match="inplace"):
+        vmap(lambda w: optim.apply_updates({"w": w}, {"w": w}, inplace=True)["w"])(torch.ones(2, 3))
