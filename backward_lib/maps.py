@@ -71,8 +71,8 @@ def step(gradient: GradFn, optimizer: GradientTransformation, *, inplace: bool =
 
     def one(params: Params, buffers: Params, state: Any, batch: Batch) -> tuple[Params, Params, Any]:
         grads, (_, buffers) = gradient(params, buffers, *batch)
-        updates, state = optimizer.update(grads, state, params)
-        return optim.apply_updates(params, updates, inplace=inplace), buffers, state
+        params, state = optim.step_updates(optimizer, grads, state, params, inplace=inplace)
+        return params, buffers, state
 
     return one
 

@@ -46,6 +46,7 @@ __all__ = [
     "scale_by_adam",
     "scale_by_learning_rate",
     "sgd",
+    "step_updates",
     "trace",
 ]
 
@@ -53,10 +54,19 @@ Tree = tree.Tree
 
 
 class GradientTransformation(NamedTuple):
-    """``init(params) -> state`` and ``update(updates, state, params) -> (updates, state)``."""
+    """``init(params) -> state`` and ``update(updates, state, params) -> (updates, state)``.
+
+    ``factor``: c when the transform ends in a scaling u ← c u (a :func:`scale`, or a chain
+    whose last member is one); ``unscaled`` is then the same update without that last
+    multiplication (same state), so that :func:`apply_updates` can fuse it: θ + c u in one
+    ``add(θ, u, alpha=c)``, torch.optim's own ``p.add_(d, alpha=-lr)`` (one rounding, no
+    update-sized temporary).
+    """
 
     init: Callable[[Tree], Any]
     update: Callable[[Tree, Any, Tree], tuple[Tree, Any]]
+    factor: float | None = None
+    unscaled: Callable[[Tree, Any, Tree], tuple[Tree, Any]] | None = None
 
 
 class EmptyState(NamedTuple):
@@ -127,10 +137,22 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             new.append(s)
         return updates, tuple(new)
 
-    return GradientTransformation(init, update)
+    last = transforms[-1] if transforms else None
+    if last is None or last.factor is None:
+        return GradientTransformation(init, update)
+
+    def unscaled(updates: Tree, state: tuple, params: Tree) -> tuple[Tree, tuple]:
+        new = []
+        for t, s in zip(transforms[:-1], state[:-1], strict=True):
+            updates, s = t.update(updates, s, params)
+            new.append(s)
+        updates, s = last.unscaled(updates, state[-1], params)
+        return updates, (*new, s)
+
+    return GradientTransformation(init, update, last.factor, unscaled)
 
 
-def apply_updates(params: Tree, updates: Tree, *, inplace: bool = False) -> Tree:
+def apply_updates(params: Tree, updates: Tree, *, inplace: bool = False, alpha: float = 1.0) -> Tree:
     """θ + u. Out of place by default (pure: the step vmaps and θ₀ is never written); with
     ``inplace`` the leaves of ``params`` are overwritten (eagerly, one ``_foreach_add_``).
 
@@ -145,9 +167,22 @@ def apply_updates(params: Tree, updates: Tree, *, inplace: bool = False) -> Tree
     if inplace:
         if not _eager():
             raise ValueError("inplace: in-place updates need eager mode (not under vmap/grad)")
-        torch._foreach_add_(tree.leaves(params), tree.leaves(updates))
+        torch._foreach_add_(tree.leaves(params), tree.leaves(updates), alpha=alpha)
         return params
-    return _leafwise(torch.add, torch._foreach_add, params, updates)
+    return _leafwise(lambda p, u: torch.add(p, u, alpha=alpha),
+                     lambda ps, us: torch._foreach_add(ps, us, alpha=alpha), params, updates)  # fmt: skip
+
+
+def step_updates(
+    optimizer: GradientTransformation, grads: Tree, state: Any, params: Tree, *, inplace: bool = False
+) -> tuple[Tree, Any]:
+    """(θ + u, state') with u, state' = optimizer.update(grads, state, params): the final
+    scaling fused into the add when the optimizer ends in one (θ + c u, torch.optim's order)."""
+    if optimizer.factor is not None and optimizer.unscaled is not None:
+        u, state = optimizer.unscaled(grads, state, params)
+        return apply_updates(params, u, inplace=inplace, alpha=optimizer.factor), state
+    u, state = optimizer.update(grads, state, params)
+    return apply_updates(params, u, inplace=inplace), state
 
 
 # ------------------------------------------------------------------------- small transforms
@@ -159,7 +194,10 @@ def scale(factor: float) -> GradientTransformation:
     def update(updates: Tree, state: EmptyState, params: Tree) -> tuple[Tree, EmptyState]:
         return _leafwise(lambda u: u * factor, lambda us: torch._foreach_mul(us, factor), updates), state
 
-    return GradientTransformation(lambda params: EmptyState(), update)
+    def unscaled(updates: Tree, state: EmptyState, params: Tree) -> tuple[Tree, EmptyState]:
+        return updates, state
+
+    return GradientTransformation(lambda params: EmptyState(), update, float(factor), unscaled)
 
 
 def scale_by_learning_rate(lr: float) -> GradientTransformation:
