@@ -8,8 +8,10 @@ gradient noise of the theory chapters and the Hessian-vector products of Appendi
   and the loss; ``objective(params, buffers, x, y) -> (loss, new_buffers)``. The model runs in
   training mode: BatchNorm normalizes with batch statistics and writes its running statistics
   into *copies* of ``buffers``, returned as the new buffers (the inputs are never written).
-* :meth:`Objective.grad` is ``torch.func.grad_and_value`` of it with ``has_aux`` (the buffers
-  ride along), so it composes with ``vmap`` (stacked chains, ensembles, per-batch gradients).
+* :meth:`Objective.grad` differentiates it: ``torch.func.grad_and_value`` with ``has_aux``
+  (the buffers ride along) under a torch.func transform, so it composes with ``vmap``
+  (stacked chains, ensembles, per-batch gradients); eagerly one ``torch.autograd.grad`` of the
+  same function (same kernels, without functorch's per-call overhead).
 * :class:`Flat` packs the parameters into one vector w for the curvature code.
 """
 

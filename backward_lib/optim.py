@@ -2,10 +2,12 @@
 
 A transform is a pair of pure functions: ``init(params) -> state`` and
 ``update(updates, state, params) -> (updates, state)``; :func:`chain` composes them left to
-right, and :func:`apply_updates` adds the final updates to the parameters (θ ← θ + u). Params,
-gradients and updates are pytrees of tensors (:mod:`backward_lib.tree`: dicts here). Every
-transform is elementwise and its state is a named tuple of tensors, so the same code runs on
-stacked parameters under ``torch.func.vmap`` (chain batching, ensembles).
+right, and :func:`apply_updates` adds the final updates to the parameters (θ ← θ + u);
+:func:`step_updates` does both, fusing a final scaling u = c·d into the add (θ + c d, one
+rounding, as torch.optim). Params, gradients and updates are pytrees of tensors
+(:mod:`backward_lib.tree`: dicts here). Every transform is elementwise and its state is a
+named tuple of tensors, so the same code runs on stacked parameters under ``torch.func.vmap``
+(chain batching, ensembles); eagerly the elementwise ops run as ``torch._foreach`` kernels.
 
 The named optimizers follow torch.optim's conventions:
 
