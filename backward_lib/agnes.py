@@ -1,4 +1,4 @@
-"""AGNES, the accelerated method of Gupta & Wojtowytsch (ICLR 2025), as an init/update pair.
+"""AGNES, the accelerated method of Gupta & Wojtowytsch (ICLR 2025), as transforms.
 
 With g'_n the gradient at the look-ahead point x'_n, v_0 = 0 and x'_0 = x_0:
 
@@ -19,58 +19,38 @@ reads x'_{n+1} = x'_n − η g'_n − αρ b_n, which is torch's step exactly wh
     η = lr,   ρ = μ,   α = η = lr     (θ_n = x'_n,  b_n = −v_{n+1}/ρ).
 
 With α ≠ η AGNES decouples the look-ahead from the step size (the paper's tuned α > η).
+
+As transforms (:mod:`backward_lib.optim`) both are ``chain(trace(ρ, lookahead=c),
+scale_by_learning_rate(η))``: Nesterov with c = μ, AGNES with c = ρα/η, since
+x'_{n+1} = x'_n − η g'_n − αρ b_n = x'_n − η (g'_n + (α/η) ρ b_n). At α = η, c = ρ·(η/η) = ρ
+exactly: the equivalence is structural (same composition, same bits), and tested numerically.
+The optimizer state is the buffer b (``TraceState``); the paper's velocity is v = −ρ b.
 """
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import torch
 
-from .maps import Optimizer
+from . import optim, tree
+from .optim import GradientTransformation, TraceState
 
-__all__ = ["AGNESState", "agnes", "from_nesterov"]
-
-
-class AGNESState(NamedTuple):
-    velocity: list[torch.Tensor] | None  # v_n; None stands for v_0 = 0 (before the first step)
+__all__ = ["agnes", "from_nesterov", "velocity"]
 
 
-def _number(name: str, value: float, low: float, high: float = math.inf) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value < high):
-        raise ValueError(f"{name} must be a number in [{low}, {high}), got {value!r}")
-    return float(value)
+def agnes(lr: float, alpha: float, rho: float) -> GradientTransformation:
+    """AGNES with step η = ``lr``, look-ahead α = ``alpha`` and momentum ρ = ``rho``:
+    b ← ρ b + g',  x' ← x' − η (g' + ρ(α/η) b)  (v = −ρ b: v ← ρ(v − g'), x' ← x' − ηg' + αv)."""
+    return optim.agnes(lr, alpha, rho)
 
 
-def agnes(lr: float, alpha: float, rho: float) -> Optimizer:
-    """AGNES with step η = ``lr``, look-ahead α = ``alpha`` and momentum ρ = ``rho``.
-
-    v ← ρ (v − g');   x' ← x' − η g' + α v   (in place on the parameters x').
-    """
-    lr = _number("lr", lr, 0.0)
-    if lr == 0.0:
-        raise ValueError("lr must be positive, got 0")
-    alpha = _number("alpha", alpha, 0.0)
-    rho = _number("rho", rho, 0.0, 1.0)
-
-    def init(params: list[torch.Tensor]) -> AGNESState:
-        return AGNESState(None)
-
-    def update(params: list[torch.Tensor], grads: list[torch.Tensor], state: AGNESState) -> AGNESState:
-        if state.velocity is None:
-            velocity = torch._foreach_mul(grads, -rho)  # v_1 = ρ (0 − g'_0), a fresh tensor
-        else:
-            velocity = state.velocity
-            torch._foreach_sub_(velocity, grads)
-            torch._foreach_mul_(velocity, rho)
-        torch._foreach_add_(params, grads, alpha=-lr)
-        torch._foreach_add_(params, velocity, alpha=alpha)
-        return AGNESState(velocity)
-
-    return Optimizer(init, update)
-
-
-def from_nesterov(lr: float, momentum: float) -> Optimizer:
+def from_nesterov(lr: float, momentum: float) -> GradientTransformation:
     """The AGNES form of torch's Nesterov SGD (lr, momentum μ): η = α = lr, ρ = μ."""
     return agnes(lr, alpha=lr, rho=momentum)
+
+
+def velocity(state: tuple, rho: float) -> list[torch.Tensor]:
+    """The paper's velocity v_n = −ρ b_n from an AGNES state (the chain's state tuple)."""
+    (trace,) = [s for s in state if isinstance(s, TraceState)] or [None]
+    if trace is None:
+        raise ValueError("state: no momentum buffer in this state (rho = 0 keeps none; v = 0)")
+    return [-rho * b for b in tree.leaves(trace.trace)]

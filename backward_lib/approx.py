@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import torch
 from torch import nn
-from torch.func import functional_call
 
-from . import engine, maps, orders, record, tree
+from . import engine, maps, optim, orders, record, tree
 from .engine import StepMap
+from .objective import Objective
 
 __all__ = [
     "BracketCorrection",
@@ -111,30 +111,20 @@ def hvp(f: Callable[[Tree], torch.Tensor], theta: Tree, v: Tree) -> Tree:
 # ---------------------------------------------------------------------- losses over examples
 
 
-def _per_example(loss_fn: Callable) -> Callable:
-    """The loss with ``reduction="none"``: a copy of an ``nn`` loss module, or the keyword."""
-    if isinstance(loss_fn, nn.Module) and hasattr(loss_fn, "reduction"):
-        import copy
-
-        fn = copy.copy(loss_fn)
-        fn.reduction = "none"
-        return fn
-    return lambda out, y: loss_fn(out, y, reduction="none")
-
-
 class ExampleLoss:
     """L_w(θ) = Σ_e w_e ℓ(θ; x_e, y_e) over example indices e with weights w_e.
 
     A batch's mean loss is w_e = 1/b on its b examples; Σ_{i<n} L_{B_i} is w_e = c_e/b with
     c_e the number of times example e appeared in batches 1..n−1. ``theta`` is a dict from
     :func:`maps.params_of` (the model's parameter entries are differentiated, buffers are
-    held fixed) or, with ``flat``, a flat vector of a :class:`curvature.FlatLoss`.
+    held fixed) or, with ``flat``, a flat vector of a :class:`curvature.FlatLoss`. The losses
+    are :meth:`backward_lib.objective.Objective.weighted`, the network's one loss function.
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable, x: torch.Tensor, y: torch.Tensor, *, flat=None):
         self.model, self.x, self.y, self.flat = model, x, y, flat
-        self.per_example = _per_example(loss_fn)
-        self.names = [k for k, _ in model.named_parameters()]
+        self.objective = Objective(model, loss_fn)
+        self.names = list(self.objective.names)
         self.chunk = 4096  # examples per forward pass: weighted sums are linear, so chunks add
 
     @classmethod
@@ -146,24 +136,21 @@ class ExampleLoss:
         """The differentiated part of θ: the parameter entries, or the flat vector."""
         return theta if self.flat is not None else {k: theta[k] for k in self.names}
 
-    def _call_dict(self, p: Tree, theta: Tree) -> dict:
+    def _split(self, p: Tree, theta: Tree) -> tuple[dict, dict]:
         if self.flat is not None:
-            return {**self.flat.unpack(p), **{k: b.clone() for k, b in self.flat.buffers.items()}}
-        rest = {k: v.clone() for k, v in theta.items() if k not in p}  # BatchNorm may write these
-        return {**rest, **p}
+            return self.flat.unpack(p), self.flat.buffers
+        return p, {k: v for k, v in theta.items() if k not in p}  # buffers: held fixed
 
     def function(self, theta: Tree, idx: torch.Tensor, weights: torch.Tensor | float) -> Callable:
         """p ↦ Σ_e w_e ℓ_e(p) on ``idx`` (p: the variables of θ; buffers taken from θ)."""
 
         def f(p: Tree) -> torch.Tensor:
-            call = self._call_dict(p, theta)
+            params, buffers = self._split(p, theta)
             total = 0.0
             for s in range(0, len(idx), self.chunk):
                 i = idx[s : s + self.chunk]
-                out = functional_call(self.model, call, (self.x[i],))
-                per = self.per_example(out, self.y[i]).reshape(len(i), -1).mean(1)
                 w = weights[s : s + self.chunk] if torch.is_tensor(weights) else weights
-                total = total + (w * per).sum()
+                total = total + self.objective.weighted(params, buffers, self.x[i], self.y[i], w)
             return total
 
         return f
@@ -403,27 +390,24 @@ def order_average(
     lr: float,
     k: int,
     lam: float = 1.0,
-    optimizer: maps.Optimizer | None = None,
-) -> StepMap:
-    """The step map of batch n: one optimizer step (SGD with lr h by default) on the gradient
-    of :func:`modified_loss` of batch n of ``schedule`` (λ = 0: plain large-batch SGD)."""
-    if schedule.ndim != 2 or schedule.shape[1] % k:
-        raise ValueError(f"schedule must be [steps, b] with k={k} dividing b, got {tuple(schedule.shape)}")
-    opt = optimizer if optimizer is not None else maps.sgd(lr)
-    loss = ExampleLoss(model, loss_fn, x, y)
-    model.train()
+    optimizer: optim.GradientTransformation | None = None,
+) -> maps.NetworkMap:
+    """The step map of batch n: the network's one step (:func:`backward_lib.maps.step`; SGD
+    with lr h by default) on the gradient of :func:`modified_loss` of batch n of ``schedule``
+    (λ = 0: plain large-batch SGD). Buffers (BatchNorm statistics) are held fixed."""
+    if not torch.is_tensor(schedule) or schedule.ndim != 2 or schedule.shape[1] % k:
+        shape = tuple(schedule.shape) if torch.is_tensor(schedule) else type(schedule).__name__
+        raise ValueError(f"schedule must be [steps, b] with k={k} dividing b, got {shape}")
+    opt = optimizer if optimizer is not None else optim.sgd(lr)
 
-    def init(theta: Tree):
-        return opt.init([theta[k_] for k_ in loss.names])
+    def gradient(params: Tree, buffers: Tree, xb: torch.Tensor, yb: torch.Tensor):
+        """∇ of the modified loss of the batch (xb, yb), by double backward."""
+        loss = ExampleLoss(model, loss_fn, xb, yb)
+        theta = {**params, **buffers}
+        p = {k_: v.detach().requires_grad_(True) for k_, v in params.items()}
+        f = modified_loss(loss, theta, torch.arange(len(xb), device=xb.device), lr, k, lam)
+        value = f(p)
+        grads = torch.autograd.grad(value, list(p.values()))
+        return dict(zip(p, grads, strict=True)), (value.detach(), buffers)
 
-    def update(theta: Tree, state, n: int):
-        if not 1 <= n <= schedule.shape[0]:
-            raise ValueError(f"batch index n={n} outside the schedule's 1..{schedule.shape[0]}")
-        p = {k_: theta[k_].detach().requires_grad_(True) for k_ in loss.names}
-        f = modified_loss(loss, theta, schedule[n - 1], lr, k, lam)
-        grads = torch.autograd.grad(f(p), list(p.values()))
-        with torch.no_grad():
-            state = opt.update([theta[k_] for k_ in loss.names], list(grads), state)
-        return theta, state
-
-    return StepMap(init, update, inplace=True)
+    return maps.from_objective(Objective(model, loss_fn), opt, x, y, schedule, gradient=gradient)

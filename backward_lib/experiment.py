@@ -94,7 +94,7 @@ class Prepared:
     model: torch.nn.Module
     theta0: dict[str, torch.Tensor]
     T: Any  # the engine StepMap
-    network: tuple  # (model, loss_fn, optimizer, x, y, schedule) for chain batching
+    network: tuple  # (model, loss_fn, optimizer, x, y, schedule): the pieces of T, for chapters
     probe: NetworkProbe
     x: torch.Tensor
     y: torch.Tensor
@@ -199,9 +199,7 @@ def _iterate(prep: Prepared, spec: str, steps: list[int], on_apply):
     """The sequential engine, or chain batching where chains share no work."""
     order, exp = orders.parse(spec), prep.exp
     if exp.chain_batch > 1 and order.name in ("backward", "reset", "window"):
-        return batched_trajectory(
-            prep.T, prep.theta0, order, steps, network=prep.network, group=exp.chain_batch, on_apply=on_apply
-        )
+        return batched_trajectory(prep.T, prep.theta0, order, steps, group=exp.chain_batch, on_apply=on_apply)
     return trajectory(prep.T, prep.theta0, order, steps, on_apply=on_apply)
 
 

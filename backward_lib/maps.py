@@ -1,9 +1,16 @@
-"""Step maps for networks: an optimizer step on (parameters, optimizer state, batch n).
+"""The network step map: one optimizer step on (params, buffers, optimizer state, batch).
 
-Optimizers are pairs of functions, as in optax: ``init(params) -> state`` and
-``update(params, grads, state) -> (params, state)``. Updates run in place on the chain's own
-copy of the parameters (the engine hands every chain a private copy), with ``torch._foreach``
-kernels: one fused launch per update instead of one per tensor.
+The step is written once, as a pure function (:func:`step`), from the two pieces
+:mod:`backward_lib.objective` (the loss and its gradient, BatchNorm buffers included) and
+:mod:`backward_lib.optim` (optimizers as composable transforms):
+
+    g, (L, buffers') = ∇ L(params, buffers; batch);   u, s' = opt.update(g, s, params);
+    params' = params + u.
+
+Every path runs this function: the sequential engine (:func:`network`), chain batching
+(:mod:`backward_lib.batched`, which vmaps :attr:`NetworkMap.step` over stacked chains),
+realization ensembles (:mod:`backward_lib.ensemble`) and the order-average map
+(:func:`backward_lib.approx.order_average`, the same step on another gradient).
 
 :func:`network` turns (model, loss, optimizer, data, schedule) into an engine
 :class:`~backward_lib.engine.StepMap` whose θ is the model's parameters *and buffers*
@@ -13,126 +20,37 @@ schedule. Each chain starts with fresh optimizer state, as the paper's backward 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from . import optim
 from .engine import StepMap
+from .objective import Objective, objective
+from .optim import NAMES, GradientTransformation, adamw, get, sgd
 
-__all__ = ["NAMES", "Optimizer", "adamw", "get", "network", "params_of", "sgd"]
+__all__ = [
+    "NAMES",
+    "NetworkMap",
+    "Optimizer",
+    "adamw",
+    "from_objective",
+    "get",
+    "network",
+    "params_of",
+    "sgd",
+    "step",
+]
 
 Params = dict[str, torch.Tensor]
+Batch = tuple[torch.Tensor, torch.Tensor]
+GradFn = Callable[[Params, Params, torch.Tensor, torch.Tensor], tuple[Params, tuple[torch.Tensor, Params]]]
+Step = Callable[[Params, Params, Any, Batch], tuple[Params, Params, Any]]
 
-
-class Optimizer(NamedTuple):
-    """An optimizer as two functions; ``state`` is passed in and returned, never hidden."""
-
-    init: Callable[[list[torch.Tensor]], Any]
-    update: Callable[[list[torch.Tensor], list[torch.Tensor], Any], Any]
-
-
-def _positive(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-class SGDState(NamedTuple):
-    momentum: list[torch.Tensor] | None  # None until the first step, as in torch.optim.SGD
-
-
-def sgd(lr: float, momentum: float = 0.0, nesterov: bool = False) -> Optimizer:
-    """SGD with optional (Nesterov) momentum, torch.optim.SGD's convention (dampening 0).
-
-    b ← μ b + g (b = g at the first step);  d = g + μ b (Nesterov) or b;  θ ← θ − h d.
-    With μ = 0 this is plain SGD, θ ← θ − h g.
-    """
-    lr = _positive("lr", lr)
-    if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-    if nesterov and momentum == 0.0:
-        raise ValueError("nesterov=True needs momentum > 0")
-
-    def init(params: list[torch.Tensor]) -> SGDState:
-        return SGDState(None)
-
-    def update(params, grads, state: SGDState):
-        if momentum == 0.0:
-            torch._foreach_add_(params, grads, alpha=-lr)
-            return state
-        if state.momentum is None:
-            buf = [g.clone() for g in grads]
-        else:
-            buf = state.momentum
-            torch._foreach_mul_(buf, momentum)
-            torch._foreach_add_(buf, grads)
-        direction = torch._foreach_add(grads, buf, alpha=momentum) if nesterov else buf
-        torch._foreach_add_(params, direction, alpha=-lr)
-        return SGDState(buf)
-
-    return Optimizer(init, update)
-
-
-class AdamWState(NamedTuple):
-    count: int
-    mu: list[torch.Tensor]
-    nu: list[torch.Tensor]
-
-
-def adamw(
-    lr: float,
-    betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-8,
-    weight_decay: float = 0.01,
-) -> Optimizer:
-    """AdamW, torch.optim.AdamW's convention (decoupled decay, bias-corrected moments).
-
-    θ ← θ(1 − hλ);  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
-    θ ← θ − h m/(1−β₁ᵗ) / (√(v/(1−β₂ᵗ)) + ε).
-    """
-    lr = _positive("lr", lr)
-    b1, b2 = betas
-    if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
-        raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be ≥ 0, got {weight_decay!r}")
-
-    def init(params: list[torch.Tensor]) -> AdamWState:
-        return AdamWState(0, [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params])
-
-    def update(params, grads, state: AdamWState):
-        t = state.count + 1
-        if weight_decay:
-            torch._foreach_mul_(params, 1.0 - lr * weight_decay)
-        torch._foreach_lerp_(state.mu, grads, 1.0 - b1)
-        torch._foreach_mul_(state.nu, b2)
-        torch._foreach_addcmul_(state.nu, grads, grads, value=1.0 - b2)
-        denom = torch._foreach_sqrt(state.nu)
-        torch._foreach_div_(denom, math.sqrt(1.0 - b2**t))
-        torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, state.mu, denom, value=-lr / (1.0 - b1**t))
-        return AdamWState(t, state.mu, state.nu)
-
-    return Optimizer(init, update)
-
-
-NAMES = ("sgd", "momentum", "nesterov", "adamw")
-
-
-def get(name: str, lr: float, **kwargs: Any) -> Optimizer:
-    """An optimizer by name: ``sgd``, ``momentum`` (μ = 0.9 unless given), ``nesterov``, ``adamw``."""
-    if name == "sgd":
-        return sgd(lr, **kwargs)
-    if name in ("momentum", "nesterov"):
-        return sgd(lr, momentum=kwargs.pop("momentum", 0.9), nesterov=name == "nesterov")
-    if name == "adamw":
-        return adamw(lr, **kwargs)
-    raise ValueError(f"optimizer: unknown optimizer {name!r}; choose one of {NAMES}")
+Optimizer = GradientTransformation  # the old name: callers annotate with maps.Optimizer
 
 
 def params_of(model: nn.Module) -> Params:
@@ -142,47 +60,101 @@ def params_of(model: nn.Module) -> Params:
     return theta
 
 
-@dataclass(frozen=True)
-class _Data:
+def step(gradient: GradFn, optimizer: GradientTransformation, *, inplace: bool = False) -> Step:
+    """The step (params, buffers, state, (x, y)) ↦ (params + u, buffers', state'), with
+    g, (L, buffers') = gradient(params, buffers, x, y) and u, state' = optimizer.update(g, state, params).
+
+    ``gradient`` is :meth:`Objective.grad` for a plain training step. Pure by default; with
+    ``inplace`` the new params overwrite ``params`` (:func:`optim.apply_updates`), which the
+    sequential engine allows on a chain's own copy (the only difference: no new tensors).
+    """
+
+    def one(params: Params, buffers: Params, state: Any, batch: Batch) -> tuple[Params, Params, Any]:
+        grads, (_, buffers) = gradient(params, buffers, *batch)
+        params, state = optim.step_updates(optimizer, grads, state, params, inplace=inplace)
+        return params, buffers, state
+
+    return one
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkMap(StepMap):
+    """An engine step map that also exposes its pure parts, for vmapped execution.
+
+    ``step(params, buffers, state, (x_B, y_B))`` is the one training step; ``batch(n)`` the
+    data of batch n; ``optimizer.init`` the fresh state; ``objective`` the loss.
+    """
+
+    objective: Objective
+    optimizer: GradientTransformation
+    step: Step
     x: torch.Tensor
     y: torch.Tensor
     schedule: torch.Tensor  # [steps, batch_size] indices; row n − 1 is batch n
+
+    def batch(self, n: int) -> Batch:
+        """(x, y) of batch n (1-based row of the schedule)."""
+        if not 1 <= n <= self.schedule.shape[0]:
+            raise ValueError(f"batch index n={n} outside the schedule's 1..{self.schedule.shape[0]}")
+        idx = self.schedule[n - 1]
+        return self.x[idx], self.y[idx]
+
+    def split(self, theta: Params) -> tuple[Params, Params]:
+        """(params, buffers) of θ."""
+        names = set(self.objective.names)
+        return {k: v for k, v in theta.items() if k in names}, {
+            k: v for k, v in theta.items() if k not in names
+        }
+
+
+def from_objective(
+    obj: Objective,
+    optimizer: GradientTransformation,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    schedule: torch.Tensor,
+    gradient: GradFn | None = None,
+) -> NetworkMap:
+    """The NetworkMap of ``step(gradient or obj.grad, optimizer)`` on the batches of ``schedule``."""
+    if not isinstance(optimizer, GradientTransformation):
+        raise ValueError(f"optimizer must be an optim.GradientTransformation, got {type(optimizer).__name__}")
+    if not torch.is_tensor(schedule) or schedule.ndim != 2:
+        shape = tuple(schedule.shape) if torch.is_tensor(schedule) else type(schedule).__name__
+        raise ValueError(f"schedule must be [steps, batch_size], got shape {shape}")
+    one = step(gradient if gradient is not None else obj.grad, optimizer)
+    # the engine's path: the same step applying its update in place on the chain's own copy
+    # (measured faster on the CPU, see optim.apply_updates); ``T.step`` stays pure for vmap
+    one_inplace = step(gradient if gradient is not None else obj.grad, optimizer, inplace=True)
+    names = obj.names
+
+    def init(theta: Params) -> Any:
+        return optimizer.init({k: theta[k] for k in names})
+
+    def update(theta: Params, state: Any, n: int) -> tuple[Params, Any]:
+        params, buffers = T.split(theta)
+        params, buffers, state = one_inplace(params, buffers, state, T.batch(n))
+        return {k: params[k] if k in params else buffers[k] for k in theta}, state  # θ's key order
+
+    T = NetworkMap(
+        init=init, update=update, inplace=True, objective=obj, optimizer=optimizer, step=one,
+        x=x, y=y, schedule=schedule,
+    )  # fmt: skip
+    return T
 
 
 def network(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    optimizer: Optimizer,
+    optimizer: GradientTransformation,
     x: torch.Tensor,
     y: torch.Tensor,
     schedule: torch.Tensor,
-) -> StepMap:
+) -> NetworkMap:
     """The step map T_n(θ, state) = optimizer step on the loss of batch n of ``schedule``.
 
     ``model`` serves only as a stateless template (``functional_call``); θ is a dict from
     :func:`params_of`. The model is run in training mode (BatchNorm uses batch statistics and
-    updates the chain's own running statistics).
+    updates the chain's own running statistics). ``update`` writes θ's parameter tensors in
+    place (``inplace=True``: the engine hands each chain its own copy); ``T.step`` is pure.
     """
-    if schedule.ndim != 2:
-        raise ValueError(f"schedule must be [steps, batch_size], got shape {tuple(schedule.shape)}")
-    data = _Data(x, y, schedule)
-    names = [k for k, _ in model.named_parameters()]
-    model.train()
-
-    def init(theta: Params):
-        return optimizer.init([theta[k] for k in names])
-
-    def update(theta: Params, state, n: int):
-        if not 1 <= n <= data.schedule.shape[0]:
-            raise ValueError(f"batch index n={n} outside the schedule's 1..{data.schedule.shape[0]}")
-        idx = data.schedule[n - 1]
-        params = [theta[k].requires_grad_(True) for k in names]
-        loss = loss_fn(functional_call(model, theta, (data.x[idx],)), data.y[idx])
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for p in params:
-                p.requires_grad_(False)
-            state = optimizer.update(params, list(grads), state)
-        return theta, state
-
-    return StepMap(init, update, inplace=True)
+    return from_objective(objective(model, loss_fn), optimizer, x, y, schedule)

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-Tree = Any  # torch.Tensor | dict[str, Tree] | tuple[Tree, ...] | list[Tree]
+Tree = Any  # torch.Tensor | dict[str, Tree] | tuple[Tree, ...] (named too) | list[Tree]
 
 __all__ = ["Tree", "all_finite", "clone", "distance", "leaves", "tree_map"]
 
@@ -16,6 +16,8 @@ def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
     """Apply ``fn`` leaf-wise to ``tree`` (and the matching leaves of ``rest``)."""
     if isinstance(tree, dict):
         return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):  # a named tuple (optimizer states)
+        return type(tree)(*(tree_map(fn, *xs) for xs in zip(tree, *rest, strict=True)))
     if isinstance(tree, (tuple, list)):
         return type(tree)(tree_map(fn, *xs) for xs in zip(tree, *rest, strict=True))
     return fn(tree, *rest)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 import backward_lib
-from backward_lib import batched, maps, orders
+from backward_lib import agnes, batched, maps, orders
 from conftest import max_diff
 
 OPTIMIZERS = {
     "sgd": lambda: maps.sgd(0.1),
     "nesterov": lambda: maps.sgd(0.1, momentum=0.9, nesterov=True),
     "adamw": lambda: maps.adamw(0.01),
+    "momentum": lambda: maps.get("momentum", 0.1),
+    "agnes": lambda: agnes.agnes(0.05, 0.1, 0.8),
 }
 ORDERS = {
     "backward": orders.backward(),
@@ -31,8 +33,7 @@ def test_batched_equals_sequential(problem, opt, order, request):
     theta0 = p.theta0()
     steps = [1, 2, 4, 5, 7, 8]
     seq = backward_lib.iterate(T, theta0, ORDERS[order], steps)
-    network = (p.model, p.loss_fn, optimizer, p.x, p.y, p.schedule)
-    bat = dict(batched.batched_trajectory(T, theta0, ORDERS[order], steps, network=network, group=4))
+    bat = dict(batched.batched_trajectory(T, theta0, ORDERS[order], steps, group=4))  # vmap of T.step
     assert list(bat) == steps
     # float64; AdamW divides by √v + ε, which amplifies summation-order differences early on
     tol = 1e-8 if opt == "adamw" else 1e-12
@@ -44,8 +45,20 @@ def test_batched_equals_sequential(problem, opt, order, request):
 
 def test_batched_refuses_shared_work(net):
     T = net.step_map(maps.sgd(0.1))
-    network = (net.model, net.loss_fn, maps.sgd(0.1), net.x, net.y, net.schedule)
     with pytest.raises(ValueError, match="order"):
-        list(batched.batched_trajectory(T, net.theta0(), orders.forward(), 3, network=network))
+        list(batched.batched_trajectory(T, net.theta0(), orders.forward(), 3))
     with pytest.raises(ValueError, match="group"):
-        list(batched.batched_trajectory(T, net.theta0(), orders.backward(), 3, network=network, group=0))
+        list(batched.batched_trajectory(T, net.theta0(), orders.backward(), 3, group=0))
+    with pytest.raises(ValueError, match="NetworkMap"):
+        list(batched.batched_trajectory(lambda th, n: th, net.theta0(), orders.backward(), 3))
+    with pytest.raises(ValueError, match="batch"):
+        batched.run_chains(T, net.theta0(), [[1, 99]])
+
+
+def test_old_network_tuple_is_accepted_and_ignored(net):
+    """Callers that still pass ``network=(model, loss_fn, optimizer, x, y, schedule)``."""
+    T = net.step_map(maps.sgd(0.1))
+    old = (net.model, net.loss_fn, maps.sgd(0.1), net.x, net.y, net.schedule)
+    a = dict(batched.batched_trajectory(T, net.theta0(), orders.backward(), [2, 3], network=old))
+    b = dict(batched.batched_trajectory(T, net.theta0(), orders.backward(), [2, 3]))
+    assert max_diff(a[3], b[3]) == 0.0  # the same computation, same bits

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import backward_lib as bl
-from backward_lib import agnes, maps, orders
+from backward_lib import agnes, maps, optim, orders
 from backward_lib import twotimescale as tt
 from conftest import assert_tree_close, max_diff
 
@@ -33,19 +33,20 @@ def test_agnes_with_alpha_eta_is_torch_nesterov(net):
 def test_agnes_velocity_is_minus_rho_times_torch_buffer():
     g = torch.Generator().manual_seed(0)
     p_ref = torch.randn(5, dtype=torch.float64, generator=g, requires_grad=True)
-    p = p_ref.detach().clone()
+    p = {"p": p_ref.detach().clone()}
     lr, mu = 0.1, 0.8
     opt = torch.optim.SGD([p_ref], lr=lr, momentum=mu, nesterov=True)
     ours = agnes.from_nesterov(lr, mu)
-    state = ours.init([p])
+    state = ours.init(p)
     for _ in range(4):
-        grad = torch.sin(3 * p) + p**3  # any non-linear gradient field
+        grad = {"p": torch.sin(3 * p["p"]) + p["p"] ** 3}  # any non-linear gradient field
         p_ref.grad = torch.sin(3 * p_ref.detach()) + p_ref.detach() ** 3
         opt.step()
-        state = ours.update([p], [grad], state)
-        torch.testing.assert_close(p, p_ref.detach(), atol=1e-14, rtol=0)
+        updates, state = ours.update(grad, state, p)
+        p = optim.apply_updates(p, updates)
+        torch.testing.assert_close(p["p"], p_ref.detach(), atol=1e-14, rtol=0)
         buf = opt.state[p_ref]["momentum_buffer"]
-        torch.testing.assert_close(state.velocity[0], -mu * buf, atol=1e-14, rtol=0)
+        torch.testing.assert_close(agnes.velocity(state, mu)[0], -mu * buf, atol=1e-14, rtol=0)
 
 
 def test_agnes_two_steps_by_hand_with_alpha_not_eta():
@@ -63,16 +64,18 @@ def test_agnes_two_steps_by_hand_with_alpha_not_eta():
         xp = x + alpha * v
         expected.append(xp.clone())
     opt = agnes.agnes(lr, alpha, rho)
-    p = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    state = opt.init([p])
+    p = {"p": torch.tensor([1.0, -1.0], dtype=torch.float64)}
+    state = opt.init(p)
     for want in expected:
-        state = opt.update([p], [A @ p], state)
-        torch.testing.assert_close(p, want, atol=1e-15, rtol=0)
-    nesterov = torch.tensor([1.0, -1.0], dtype=torch.float64)
-    s2 = agnes.from_nesterov(lr, rho).init([nesterov])
+        updates, state = opt.update({"p": A @ p["p"]}, state, p)
+        p = optim.apply_updates(p, updates)
+        torch.testing.assert_close(p["p"], want, atol=1e-15, rtol=0)
+    nesterov = {"p": torch.tensor([1.0, -1.0], dtype=torch.float64)}
+    s2 = agnes.from_nesterov(lr, rho).init(nesterov)
     for _ in range(3):
-        s2 = agnes.from_nesterov(lr, rho).update([nesterov], [A @ nesterov], s2)
-    assert float((nesterov - p).abs().max()) > 1e-3  # α ≠ η is a different method
+        updates, s2 = agnes.from_nesterov(lr, rho).update({"p": A @ nesterov["p"]}, s2, nesterov)
+        nesterov = optim.apply_updates(nesterov, updates)
+    assert float((nesterov["p"] - p["p"]).abs().max()) > 1e-3  # α ≠ η is a different method
 
 
 BAD = [(0.0, 0.1, 0.9), (0.1, -1.0, 0.9), (0.1, 0.1, 1.0), (float("nan"), 0.0, 0.0)]

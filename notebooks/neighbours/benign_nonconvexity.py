@@ -90,10 +90,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.func import functional_call
 
 import backward_lib as bl
-from backward_lib import agnes, maps, models, orders, record, schedule, tree
+from backward_lib import agnes, ensemble, maps, models, orders, record, schedule, tree
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -119,44 +118,13 @@ runcard.show(
 # The paper gives the architecture but not the distributions: we draw the inputs from a standard
 # normal and initialize both networks LeCun-normal (variance $1/\text{fan-in}$, zero biases).
 # With PyTorch's default initialization a deep tanh teacher is nearly constant (its outputs vary
-# by about 1%) and the students stall near $10^{-6}$. The runs train side by side as one
-# *stacked* network: layer $l$ of run $r$ is $h \mapsto h W_l[r] + b_l[r]$, one batched matrix
-# product for all runs, and the loss is the sum of the runs' losses, whose gradient with respect
-# to run $r$'s parameters is run $r$'s own gradient. The stacked network must agree with the
-# separate ones.
+# by about 1%) and the students stall near $10^{-6}$. The runs train side by side: their
+# parameters are stacked (leaves $[R, \dots]$, `ensemble.stack`) and the library's one training
+# step runs on all of them at once under `torch.func.vmap` (`ensemble.network`), run $r$ on its
+# own teacher's labels. The stacked network must agree with the separate ones.
 
 
 # %%
-class StackedMLP(nn.Module):
-    """R independent MLPs of one shape as one module: parameters w{l}, b{l} of shape [R, …]."""
-
-    def __init__(self, members: list[nn.Module]):
-        super().__init__()
-        layers = [
-            [mod for mod in net.modules() if isinstance(mod, nn.Linear)]
-            for net in members
-        ]
-        self.depth = len(layers[0])
-        for i, group in enumerate(zip(*layers, strict=True)):
-            self.register_parameter(
-                f"w{i}",
-                nn.Parameter(torch.stack([lin.weight.detach().T for lin in group])),
-            )
-            self.register_parameter(
-                f"b{i}",
-                nn.Parameter(torch.stack([lin.bias.detach()[None] for lin in group])),
-            )
-
-    def forward(
-        self, x: torch.Tensor
-    ) -> torch.Tensor:  # x [B, d], shared → [R, B, out]
-        h = x.expand(self.w0.shape[0], *x.shape)
-        for i in range(self.depth):
-            h = torch.baddbmm(getattr(self, f"b{i}"), h, getattr(self, f"w{i}"))
-            h = torch.tanh(h) if i < self.depth - 1 else h
-        return h
-
-
 def mlp(depth_, width_, seed):
     return models.mlp(
         in_dim, 1, depth_, width_, activation="tanh", init=init, seed=seed
@@ -164,37 +132,44 @@ def mlp(depth_, width_, seed):
 
 
 x = torch.randn(n_points, in_dim, generator=torch.Generator().manual_seed(data_seed))
-teachers = StackedMLP(
-    [mlp(teacher_depth, teacher_width, 1000 + r) for r in range(runs)]
-)
+teachers = [mlp(teacher_depth, teacher_width, 1000 + r) for r in range(runs)]
 members = [mlp(depth, width, r) for r in range(runs)]
-net = StackedMLP(members)
+net = members[0]  # the architecture; the runs are the rows of the stacked parameters
+theta_init = ensemble.stack([maps.params_of(m) for m in members])
 with torch.no_grad():
+    teacher_theta = ensemble.stack([maps.params_of(t) for t in teachers])
     y = (
-        teachers(x).transpose(0, 1).contiguous()
-    )  # [points, runs, 1]: batch n indexes dim 0
-    stack_gap = float((net(x) - torch.stack([mem(x) for mem in members])).abs().max())
+        ensemble.outputs(teachers[0], teacher_theta, x).transpose(0, 1).contiguous()
+    )  # [points, runs, 1]: batch n indexes dim 0, run r's labels are y[:, r]
+    stack_gap = float(
+        (
+            ensemble.outputs(net, theta_init, x)
+            - torch.stack([mem(x) for mem in members])
+        )
+        .abs()
+        .max()
+    )
 print(
     f"label std per run: {y.std(0).flatten().numpy().round(3)}; stacked − separate: {stack_gap:.1e}"
 )
 
 
 # %%
-def run_losses(out, target):
-    """Each run's mean squared error: out [R, B, 1], target [B, R, 1] → [R]."""
-    return ((out - target.transpose(0, 1)) ** 2).mean(dim=(1, 2))
+mse = nn.functional.mse_loss
 
 
 def full_losses(model, theta):
+    """Each run's mean squared error on all points: [R]."""
+    dt = theta[next(iter(theta))].dtype
     with torch.no_grad():
-        return run_losses(
-            functional_call(model, theta, (x.to(theta["w0"].dtype),)),
-            y.to(theta["w0"].dtype),
-        )
+        return ensemble.row_losses(model, mse, theta, x.to(dt), y.to(dt), rows_y=True)
 
 
-def loss_sum(out, target):
-    return run_losses(out, target).sum()
+def stacked_map(model, opt, xs, ys, sched):
+    """The library's step for every run at once; batch n = row n − 1 of ``sched``, shared."""
+    return ensemble.network(
+        model, mse, opt, xs, ys, lambda n: sched[n - 1].expand(runs, -1), rows_y=True
+    )
 
 
 # %% [markdown]
@@ -222,14 +197,14 @@ def loss_sum(out, target):
 
 # %%
 net64, x64, y64 = copy.deepcopy(net).double(), x.double(), y.double()
-theta64 = maps.params_of(net64)
+theta64 = {k: v.double() for k, v in theta_init.items()}
 full = torch.arange(n_points).expand(
     epochs, -1
 )  # every epoch uses all points: exact gradient
 
 
 def full_batch(opt):
-    return maps.network(net64, loss_sum, opt, x64, y64, full)
+    return stacked_map(net64, opt, x64, y64, full)
 
 
 end = {name: bl.iterate(full_batch(opt), theta64, orders.forward(), [50])[50]
@@ -249,11 +224,11 @@ print(
 # initialization, in the training precision.
 
 # %%
-T = maps.network(net, loss_sum, agnes.from_nesterov(lr, momentum), x, y, full)
+T = stacked_map(net, agnes.from_nesterov(lr, momentum), x, y, full)
 t0 = time.perf_counter()
 curve = {}
 for n, th in bl.trajectory(
-    T, maps.params_of(net), orders.forward(), record.log_grid(epochs, 40)
+    T, theta_init, orders.forward(), record.log_grid(epochs, 40)
 ):
     curve[n], w_end = (
         full_losses(net, th),
@@ -292,15 +267,11 @@ print(f"{epochs:,} epochs × {runs} runs in {train_seconds:.1f} s; final losses:
 
 # %%
 w = {k: v.detach().double() for k, v in w_end.items()}
-wg = {k: v.clone().requires_grad_(True) for k, v in w.items()}
-grads = torch.autograd.grad(
-    run_losses(functional_call(net64, wg, (x64,)), y64).sum(), list(wg.values())
-)
-gnorm = torch.sqrt(sum((gr**2).flatten(1).sum(1) for gr in grads))  # one norm per run
-g = {
-    k: gr / gnorm.view(-1, *[1] * (gr.dim() - 1))
-    for k, gr in zip(w, grads, strict=True)
-}
+grads = ensemble.gradients(net64, mse, w, x64, y64, rows_y=True)  # ∇L_r(w_r) per run
+gnorm = torch.sqrt(
+    sum((gr**2).flatten(1).sum(1) for gr in grads.values())
+)  # one norm per run
+g = {k: gr / gnorm.view(-1, *[1] * (gr.dim() - 1)) for k, gr in grads.items()}
 ts = np.round(np.arange(-round(t_max / fd_h) - 1, round(t_max / fd_h) + 2) * fd_h, 12)
 phi = np.stack(
     [full_losses(net64, {k: w[k] + t * g[k] for k in w}).numpy() for t in ts]
@@ -399,7 +370,7 @@ question = {}
 t_q = time.perf_counter()
 for opt_name, opt in [(f"SGD, lr {sgd_lr}", maps.sgd(sgd_lr)),
                       (f"AGNES, α = η = {lr}, ρ = {momentum}", agnes.from_nesterov(lr, momentum))]:  # fmt: skip
-    Tb = maps.network(net64, loss_sum, opt, x64, y64, sched)
+    Tb = stacked_map(net64, opt, x64, y64, sched)
     for order_name, order in (
         ("forward", orders.forward()),
         ("backward", orders.backward()),

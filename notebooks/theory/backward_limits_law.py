@@ -95,7 +95,7 @@ from scipy import stats
 from torch.func import functional_call, vmap
 
 import backward_lib as bl
-from backward_lib import curvature, maps, models, orders, schedule
+from backward_lib import curvature, ensemble, maps, models, optim, orders, schedule
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -481,25 +481,17 @@ print(
 # The map of batch $n$ is the library's SGD step, `maps.network(model, mse, maps.sgd(h), …)`.
 # Each realization has its own seeded schedule (`schedule.batches`, one seed per realization and
 # per sample, all derived from `seed`). To advance a thousand realizations at once we stack their
-# parameters and evaluate the same step with `torch.func.vmap` (the pattern of the `torch.func`
-# ensembling tutorial), and check it against the library's map, realization by realization.
+# parameters and evaluate the library's one training step with `torch.func.vmap`
+# (`ensemble.network`, the pattern of the `torch.func` ensembling tutorial), and check it against
+# the library's map, realization by realization.
 
 
 # %%
-def ensemble_sgd(model, loss_fn, lr, x, y, schedules):
-    """SGD maps of R realizations at once: θ [R, …] ↦ θ − lr ∇L_{B_n^r}(θ^r); schedules [R, steps, b]."""
-    batched = vmap(lambda p, xb, yb: loss_fn(functional_call(model, p, (xb,)), yb))
-
-    def step(theta, n):
-        idx = schedules[:, n - 1]  # [R, b]: batch n of every realization
-        p = {k: v.detach().requires_grad_(True) for k, v in theta.items()}
-        grads = torch.autograd.grad(batched(p, x[idx], y[idx]).sum(), list(p.values()))
-        return {
-            k: (v - lr * gk).detach()
-            for (k, v), gk in zip(p.items(), grads, strict=True)
-        }
-
-    return step
+def ensemble_sgd(lr, schedules):
+    """The library's SGD step of R realizations at once (vmapped): schedules [R, steps, b]."""
+    return ensemble.network(
+        model, mse, optim.sgd(lr), x, y, lambda n: schedules[:, n - 1]
+    )
 
 
 def schedules(R, steps, stream):
@@ -510,9 +502,7 @@ def schedules(R, steps, stream):
     )
 
 
-def stacked(theta, R):
-    return {k: v.expand(R, *v.shape).clone() for k, v in theta.items()}
-
+stacked = ensemble.repeat  # R copies of θ, leaves [R, …]
 
 probe = torch.zeros(1, 4)  # the projection: the network's output at the input 0
 
@@ -524,7 +514,7 @@ def output(theta):
 # %%
 check_sched = schedules(2, 50, 1)
 batched = bl.iterate(
-    ensemble_sgd(model, mse, net_h, x, y, check_sched),
+    ensemble_sgd(net_h, check_sched),
     stacked(theta_star, 2),
     orders.backward(),
     [50],
@@ -555,19 +545,19 @@ Rn, Nn = net_realizations, net_steps
 marks = [early_step, Nn // 2, Nn]
 assert all(m % (32 // batch_size) == 0 for m in marks), "record whole epochs only"
 net_back = bl.iterate(
-    ensemble_sgd(model, mse, net_h, x, y, schedules(Rn, Nn, 1)),
+    ensemble_sgd(net_h, schedules(Rn, Nn, 1)),
     stacked(theta_star, Rn),
     orders.backward(),
     marks,
 )
 net_fwd = bl.iterate(
-    ensemble_sgd(model, mse, net_h, x, y, schedules(Rn, Nn, 2)),
+    ensemble_sgd(net_h, schedules(Rn, Nn, 2)),
     stacked(theta_star, Rn),
     orders.forward(),
     marks,
 )
 net_ctrl = bl.iterate(
-    ensemble_sgd(model, mse, control_net_h, x, y, schedules(Rn, Nn, 3)),
+    ensemble_sgd(control_net_h, schedules(Rn, Nn, 3)),
     stacked(theta_star, Rn),
     orders.backward(),
     [Nn],

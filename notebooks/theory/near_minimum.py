@@ -87,7 +87,16 @@ from scipy import linalg, special, stats
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import curvature, ensemble, maps, models, orders, record, schedule
+from backward_lib import (
+    curvature,
+    ensemble,
+    maps,
+    models,
+    optim,
+    orders,
+    record,
+    schedule,
+)
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -464,18 +473,18 @@ print(f"‖E[H_ex] − H‖_max = {float((H_ex.mean(0) - H).abs().max()):.1e}")
 # full 37-parameter network, with batches drawn i.i.d. (a fresh uniform 8-subset at every
 # step, as the example assumes; the library's epoch schedule would correlate the noise of
 # one epoch). To run hundreds of realizations at once, the map below evaluates all of them in
-# one tensor of shape $[R, d]$; it is checked against `maps.network` on single realizations
+# one tensor of shape $[R, d]$ (the library's training step, vmapped over the rows:
+# `ensemble.flat_network`); it is checked against `maps.network` on single realizations
 # right after.
 
 
 # %%
-losses = ensemble.mlp_losses(model, flat.names, flat.shapes, x, y)  # [R, d] → [R]
-
-
 def sgd_ensemble(h, n_real, noise_seed):
     """The real SGD maps T_n(θ) = θ − h∇L_{B_n}(θ) of n_real realizations at once."""
     batches = ensemble.iid_batches(n_points, batch, n_real, noise_seed)
-    return ensemble.sgd(losses, h, batches)
+    return ensemble.flat_network(
+        flat, optim.sgd(h), batches
+    )  # the library's step, vmapped
 
 
 check_steps, sgd_seed = 20, 30_000 * (seed + 1)

@@ -74,7 +74,16 @@ import torch
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import curvature, ensemble, maps, models, orders, record, schedule
+from backward_lib import (
+    curvature,
+    ensemble,
+    maps,
+    models,
+    optim,
+    orders,
+    record,
+    schedule,
+)
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -383,8 +392,8 @@ net_sched = torch.stack(
 
 
 # the loss of every batch order (row of W) on its own examples, and their SGD maps at once
-ensemble_loss = ensemble.mlp_losses(net, flat.names, flat.shapes, x_net, y_net)
-net_maps = ensemble.sgd(ensemble_loss, net_h, lambda n: net_sched[:, n - 1])
+ensemble_loss = ensemble.losses(flat)
+net_maps = ensemble.flat_network(flat, optim.sgd(net_h), lambda n: net_sched[:, n - 1])
 
 W0 = w0.expand(net_seeds, -1).clone()
 check_at = 20
