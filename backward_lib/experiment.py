@@ -93,8 +93,7 @@ class Prepared:
     data_used: str  # what was actually trained on (a substitution says so)
     model: torch.nn.Module
     theta0: dict[str, torch.Tensor]
-    T: Any  # the engine StepMap
-    network: tuple  # (model, loss_fn, optimizer, x, y, schedule): the pieces of T, for chapters
+    T: maps.NetworkMap  # the one step map: its pure parts (objective, data, schedule) too
     probe: NetworkProbe
     x: torch.Tensor
     y: torch.Tensor
@@ -156,9 +155,7 @@ def prepare(exp: Experiment) -> Prepared:
         (xt, yt),
         classification=classification,
     )
-    return Prepared(
-        exp, used, model, maps.params_of(model), T, (model, loss_fn, opt, x, y, sched), probe, x, y
-    )
+    return Prepared(exp, used, model, maps.params_of(model), T, probe, x, y)
 
 
 def grid(exp: Experiment, spec: str) -> list[int]:

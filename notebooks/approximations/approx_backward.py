@@ -83,14 +83,16 @@ for seed in seeds:
         train_eval=train_eval, test_eval=test_eval, seed=seed, device=device,
     )  # fmt: skip
     prep = preps[seed] = experiment.prepare(exp)
-    model, loss_fn, _, x, y, sched = prep.network
+    model, loss_fn = prep.model, prep.T.objective.loss_fn
+    x, y, sched = prep.T.x, prep.T.y, prep.T.schedule
     loss = approx.ExampleLoss(model, loss_fn, x, y)
     corr = approx.BracketCorrection(loss, prep.theta0, sched, mode="deferred")
     p = prep.probe
     chains = None  # the sequential engine; on a GPU, chains in groups of chain_batch
     if chain_batch > 1:
-        chains = batched_trajectory(prep.T, prep.theta0, orders.backward(), grid,
-                                    network=prep.network, group=chain_batch)  # fmt: skip
+        chains = batched_trajectory(
+            prep.T, prep.theta0, orders.backward(), grid, group=chain_batch
+        )
     df, cost = approx.compare(
         prep.T, prep.theta0, corr, lr, grid,
         lambda p=p: NetworkProbe(p.model, p.loss_fn, p.train, p.test), seed=seed,
@@ -202,7 +204,8 @@ costs.groupby("order")[
 
 # %%
 prep = preps[seeds[0]]
-model, loss_fn, _, x, y, sched = prep.network
+model, loss_fn = prep.model, prep.T.objective.loss_fn
+x, y, sched = prep.T.x, prep.T.y, prep.T.schedule
 loss = approx.ExampleLoss(model, loss_fn, x, y)
 n_paper = min(paper_mode_steps, steps)
 paper = approx.BracketCorrection(loss, prep.theta0, sched, mode="paper")

@@ -92,7 +92,7 @@ exp = experiment.Experiment(
     train_eval=1, test_eval=1,
 )  # fmt: skip
 prep = experiment.prepare(exp)  # data subset, schedule and ReLU model as elsewhere
-x, y, sched = prep.x.double(), prep.y, prep.network[5]
+x, y, sched = prep.x.double(), prep.y, prep.T.schedule
 hidden = round(500 * width)
 nets = {
     "ReLU": prep.model.double(),  # the paper's MLP

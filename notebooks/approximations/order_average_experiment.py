@@ -87,7 +87,7 @@ grid = record.every(record_every, steps)
 def train(prep, T, k=1):
     """Test and training loss along the forward run of T, at the large steps of the grid
     (a small-batch run takes k steps per large step)."""
-    model, loss_fn = prep.model, prep.network[1]
+    model, loss_fn = prep.model, prep.T.objective.loss_fn
     metrics = {
         "train_loss": record.loss_metric(model, loss_fn, *prep.probe.train),
         "test_loss": record.loss_metric(model, loss_fn, *prep.probe.test),
@@ -104,7 +104,8 @@ for seed in seeds:
         train_eval=train_eval, test_eval=test_eval, seed=seed, device=device,
     )  # fmt: skip
     prep = experiment.prepare(exp)
-    model, loss_fn, _, x, y, sched = prep.network
+    model, loss_fn = prep.model, prep.T.objective.loss_fn
+    x, y, sched = prep.T.x, prep.T.y, prep.T.schedule
     runs.append(train(prep, prep.T).assign(method="large batch", k=0))
     for k in ks:
         small = sched.reshape(
