@@ -313,10 +313,12 @@ def reproduce_page(pages: list[Chapter]) -> str:
         "chapter's measured time by that workload (`experiment.workload`: map applications × batch",
         "plus evaluated examples, times the model's parameter count). They are CPU times and an",
         "overestimate even there: a small network uses the CPU less efficiently than a full-width",
-        "one. On a GPU the chains run batched (`chain_batch`), which these figures leave out;",
-        "no GPU was available to measure it for this build.",
+        "one. On a GPU the chains run batched (`chain_batch`), which these figures leave out",
+        "(see *On a GPU* below).",
         "",
         f"Sum of the experiment estimates: **{_duration(total_paper)}** of CPU time.",
+        "",
+        *_gpu_section(),
         "",
         "## Chapters",
         "",
@@ -328,6 +330,38 @@ def reproduce_page(pages: list[Chapter]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+GPU_RESULT = chapters.ROOT / "benchmarks" / "gpu.json"
+
+
+def _gpu_section(path: Path = GPU_RESULT) -> list[str]:
+    """The GPU check's figures (``benchmarks/gpu_check.py``, committed as ``gpu.json``), or
+    a plain statement that none was measured."""
+    lines = ["## On a GPU", ""]
+    if not path.is_file():
+        return [
+            *lines,
+            "Not measured: no GPU was lent to the sessions that built this book. The prepared",
+            "check is `python benchmarks/gpu_check.py` (a few minutes on one GPU): chain batching",
+            "against the sequential engine on CUDA for the MLP and ResNet-18, and chain-steps per",
+            "second at the paper's width for Fig. 2 (`chain_batch` 8, 32, 64) and Fig. 3; its JSON",
+            "line, saved as `benchmarks/gpu.json`, fills this section.",
+        ]
+    r = json.loads(path.read_text())
+    rows = [f"| {_cell(k.replace('_', ' '))} | {v:,.0f} |" for k, v in r["chain_steps_per_s"].items()]
+    agree = ", ".join(f"{k} {v:.1e}" for k, v in r["agreement"].items())
+    return [
+        *lines,
+        f"Measured with `benchmarks/gpu_check.py` on {_cell(r['device'])} (torch {r['torch']}).",
+        f"Batched against sequential on CUDA, largest relative difference: {agree} "
+        f"(tolerance {r['tolerance']:.0e}; {'agree' if r['agree'] else '**disagree**'}).",
+        *([f"Peak GPU memory: {r['memory_gib']} GiB."] if "memory_gib" in r else []),
+        "",
+        "| chain-steps per second | |",
+        "|---|---|",
+        *rows,
+    ]
 
 
 def write() -> list[Path]:

@@ -115,3 +115,19 @@ def test_machine_targets_have_a_section_of_their_own():
     section = text.split("## Measured on the machine that built the book")[1]
     assert "engine / plain loop ≥ 1.5 | 1.2 | measured ≥ 1.5 | **disagrees** (this machine) |" in section
     assert "## Measured on the machine" not in pages.claims_page([_chapter("t", "theory/t", [timing])])
+
+
+def test_gpu_section_reads_the_committed_check_or_says_none_was_run(tmp_path):
+    missing = "\n".join(pages._gpu_section(tmp_path / "gpu.json"))
+    assert "Not measured: no GPU was lent" in missing and "gpu_check.py" in missing
+    result = {"device": "cuda: NVIDIA H200", "torch": "2.14.1", "tolerance": 1e-4, "agree": True,
+              "agreement": {"mlp": 3e-7, "resnet18": 2e-6}, "memory_gib": 12.5,
+              "chain_steps_per_s": {"mlp_sequential": 900.0, "resnet18_batched_64": 12345.6}}  # fmt: skip
+    (tmp_path / "gpu.json").write_text(json.dumps(result))
+    text = "\n".join(pages._gpu_section(tmp_path / "gpu.json"))
+    assert (
+        "cuda: NVIDIA H200" in text
+        and "mlp 3.0e-07, resnet18 2.0e-06" in text
+        and "(tolerance 1e-04; agree)" in text
+    )
+    assert "| resnet18 batched 64 | 12,346 |" in text and "12.5 GiB" in text
