@@ -11,8 +11,9 @@ cross-entropy, backward order at a few recorded steps. In one run this measures
 * ``model_gflops`` of the engine, a same-run fp32 ``torch.matmul`` peak and their ratio;
 * ``ray_chain_steps_per_s``: the same iterates on a local Ray with ``--ray-workers`` (2)
   one-thread workers (``backward_lib.ray_executor.iterates``: recorded steps as blocks, largest
-  first), and ``ray_speedup`` = that rate over the engine's, which runs with the default threads
-  (2 on the 2-core machine). Data transfer and worker start-up are left out (a warm-up run);
+  first), and ``ray_speedup`` = that rate over the engine's (default threads: 2 on the 2-core
+  machine), timed interleaved with it; ``ray_other_load`` is ``other_load`` around those engine
+  runs. Data transfer and worker start-up are left out (a warm-up run);
   without Ray installed, or with ``--no-ray``, these keys are null.
 
 Both loops must end at the same parameters (``max_abs_diff``), so the rates compare the same
@@ -201,10 +202,11 @@ def ray_experiment(k: int):
                                  orders=("backward",), train_eval=1, test_eval=1, executor="ray")  # fmt: skip
 
 
-def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, float]:
-    """Best wall time of the backward iterates on a local Ray with ``workers`` one-thread
-    workers, and their largest |Δθ| from the engine's (after a warm-up run that starts the
-    workers and ships the data)."""
+def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, float, float, float]:
+    """Best wall times of the backward iterates on a local Ray with ``workers`` one-thread
+    workers and of the engine, interleaved (so the machine's load hits both alike), their
+    largest |Δθ|, and ``other_load`` meanwhile. A warm-up run starts the workers and ships the
+    data first."""
     import ray
 
     from backward_lib import ray_executor
@@ -216,15 +218,24 @@ def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, fl
         exp = ray_experiment(k)
         got = ray_executor.iterates(exp, "backward", w.steps, workers=workers)  # warm-up
         diff = max_abs_diff(run_engine(w, w.steps), got)
-        best = min(
-            seconds(lambda: ray_executor.iterates(exp, "backward", w.steps, workers=workers))
-            for _ in range(repeats)
-        )
+        t_ray = t_engine = float("inf")
+        # the workers count as "others" in /proc/stat: the load is measured around the engine runs
+        # only (Ray's idle daemons included)
+        others = 0.0
+        for _ in range(repeats):
+            t_ray = min(
+                t_ray, seconds(lambda: ray_executor.iterates(exp, "backward", w.steps, workers=workers))
+            )
+            b, o, t = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+            t_engine = min(t_engine, seconds(lambda: run_engine(w, w.steps)))
+            others += max(0.0, machine_busy_seconds() - b - (own_cpu_seconds() - o)) / (
+                time.perf_counter() - t
+            )
     finally:
         ray_executor.shutdown()
         if started:
             ray.shutdown()
-    return best, diff
+    return t_ray, diff, t_engine, others / repeats
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -242,13 +253,13 @@ def main(argv: list[str] | None = None) -> dict:
     peak = matmul_peak_gflops((512, 1024) if args.quick else (1024, 1536, 2048), 2 if args.quick else 5)
     if args.profile:
         profile_engine(w, w.steps)
-    t_ray = ray_diff = None
+    t_ray = ray_diff = t_engine_ray = ray_others = None
     try:
         import ray  # noqa: F401
     except ImportError:  # Ray is optional: the Ray keys are then null
         args.no_ray = True
     if not args.no_ray:
-        t_ray, ray_diff = time_ray(w, args.steps, args.ray_workers, args.repeats)
+        t_ray, ray_diff, t_engine_ray, ray_others = time_ray(w, args.steps, args.ray_workers, args.repeats)
     result = {
         "workload": f"figure3 mlp({IN_DIM},{OUT_DIM},{DEPTH},{WIDTH}) he, fashion_mnist train, "
         f"sgd lr={LR}, batch {BATCH}, cross-entropy, backward order at steps {w.steps}",
@@ -269,8 +280,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ray_workers": None if t_ray is None else args.ray_workers,
         "ray_s": None if t_ray is None else round(t_ray, 4),
         "ray_chain_steps_per_s": None if t_ray is None else round(apps / t_ray, 1),
-        "ray_speedup": None if t_ray is None else round(t_engine / t_ray, 3),
+        "ray_speedup": None if t_ray is None else round(t_engine_ray / t_ray, 3),
         "ray_max_abs_diff": ray_diff,
+        "ray_other_load": None if ray_others is None else round(ray_others, 2),
     }
     if others > 0.2:
         print(f"warning: other processes used {others:.2f} CPUs while timing; rates are low", file=sys.stderr)
