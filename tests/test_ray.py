@@ -117,6 +117,24 @@ def test_ray_equals_sequential(optimizer, local_ray, tmp_path):
     assert {"increment", "pred_change", "logit_change"} <= set(par["metric"])
 
 
+def test_other_orders_on_ray(local_ray, tmp_path):
+    """Delayed (forward before its switch: one block there), windows and a backward-start reset."""
+    exp = experiment.Experiment(**{**TINY, "record_every": 1, "orders": ("delayed:5", "window:4",
+                                   "window:4:window", "reset:6:backward")})  # fmt: skip
+    seq, _ = experiment.run(exp, progress=False, root=tmp_path / "seq")
+    par, _ = experiment.run(replace(exp, executor="ray"), progress=True, root=tmp_path / "ray")
+    same(seq, par)
+
+
+def test_ray_workers_batch_chains_too(local_ray, tmp_path):
+    """chain_batch > 1 with executor ray: each worker runs its blocks' chains with vmap."""
+    exp = experiment.Experiment(**{**TINY, "chain_batch": 4})
+    assert exp.executor == "batched"
+    bat, _ = experiment.run(exp, progress=False, root=tmp_path / "batched")
+    par, _ = experiment.run(replace(exp, executor="ray"), progress=False, root=tmp_path / "ray")
+    same(bat, par)
+
+
 def test_ray_equals_sequential_with_batchnorm(local_ray, tmp_path):
     """A narrow ResNet-18 (BatchNorm buffers travel with each chain) on 3×32×32 inputs."""
     exp = experiment.Experiment(dataset="cifar10", substitute=True, model="resnet18", width=0.0625,
