@@ -22,7 +22,23 @@ from .engine import count_applications, trajectory
 from .probe import NetworkProbe
 from .store import Store
 
-__all__ = ["Experiment", "Prepared", "prepare", "run", "run_seeds", "card", "grid", "DATASETS", "workload"]
+__all__ = [
+    "DATASETS",
+    "EXECUTORS",
+    "Experiment",
+    "Prepared",
+    "card",
+    "frame",
+    "grid",
+    "plan",
+    "prepare",
+    "run",
+    "run_seeds",
+    "select",
+    "step_rows",
+    "store_config",
+    "workload",
+]
 
 DATASETS = (
     "fashion_mnist",
@@ -32,11 +48,22 @@ DATASETS = (
     "regression:oscillating",
     "regression:kinked",
 )
+# How the chains run: one process, chains batched with vmap (groups of chain_batch), or Ray workers
+EXECUTORS = ("sequential", "batched", "ray")
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One training configuration; every field is part of the results' key."""
+    """One training configuration; every field but ``device``, ``chain_batch`` and ``executor``
+    is part of the results' key (those three change the round-off, not the results).
+
+    ``executor`` picks how the chains run: ``sequential`` (one process, the reference),
+    ``batched`` (chains advanced together with vmap in groups of ``chain_batch`` > 1) or ``ray``
+    (blocks of recorded steps on Ray workers, :mod:`backward_lib.ray_executor`; with
+    ``chain_batch`` > 1 each worker batches its chains too). For compatibility ``chain_batch`` > 1
+    with the default ``sequential`` means ``batched``, as it did before ``executor`` existed;
+    ``batched`` with ``chain_batch`` 1 is an error (there would be nothing to batch).
+    """
 
     dataset: str = "fashion_mnist"  # fashion_mnist | cifar10 | cifar100 | regression:<name>
     model: str = "mlp"  # mlp | resnet18 | resnet50 | vgg19
@@ -58,6 +85,7 @@ class Experiment:
     substitute: bool = False  # CIFAR unavailable: run on Fashion-MNIST at 3×32×32 instead
     device: str = "cpu"
     chain_batch: int = 1  # chains advanced together with vmap (GPU); 1: the sequential engine
+    executor: str = "sequential"  # sequential | batched | ray (see the class docstring)
     extra: tuple[tuple[str, Any], ...] = field(default=())  # optimizer keyword arguments
 
     def __post_init__(self) -> None:
@@ -83,6 +111,12 @@ class Experiment:
             raise ValueError(f"optimizer: unknown optimizer {self.optimizer!r}; choose one of {maps.NAMES}")
         for spec in self.orders:
             orders.parse(spec).validate(self.steps)
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor: unknown executor {self.executor!r}; choose one of {EXECUTORS}")
+        if self.executor == "sequential" and self.chain_batch > 1:
+            object.__setattr__(self, "executor", "batched")  # what chain_batch > 1 has always meant
+        if self.executor == "batched" and self.chain_batch == 1:
+            raise ValueError("executor: 'batched' needs chain_batch > 1 (the number of chains per group)")
 
 
 @dataclass
@@ -121,8 +155,13 @@ def _load(exp: Experiment) -> tuple[tuple, tuple, str, int]:
     return train, test, note, 10
 
 
-def prepare(exp: Experiment) -> Prepared:
-    """Build data, model, step maps and probe for ``exp`` (deterministic in ``exp.seed``)."""
+def select(exp: Experiment) -> tuple:
+    """The data ``exp`` uses, on the CPU: (x, y, train-eval x, y, test-eval x, y, description,
+    classes), the subsets drawn from ``exp.seed``.
+
+    :func:`prepare` takes it as ``selected``; the Ray executor puts it in the object store once
+    per experiment, so workers neither read the files nor hold what the run does not use.
+    """
     (x, y), (xt, yt), used, classes = _load(exp)
     g = torch.Generator().manual_seed(exp.seed)
     if exp.train_size:
@@ -130,8 +169,17 @@ def prepare(exp: Experiment) -> Prepared:
         x, y = x[keep], y[keep]
     train_eval = torch.randperm(len(x), generator=g)[: exp.train_eval]
     test_eval = torch.randperm(len(xt), generator=g)[: exp.test_eval]
+    return x, y, x[train_eval], y[train_eval], xt[test_eval], yt[test_eval], used, classes
+
+
+def prepare(exp: Experiment, *, selected: tuple | None = None) -> Prepared:
+    """Build data, model, step maps and probe for ``exp`` (deterministic in ``exp.seed``).
+
+    ``selected`` is :func:`select`'s result for ``exp`` if the caller has it already.
+    """
+    x, y, xe, ye, xt, yt, used, classes = select(exp) if selected is None else selected
     dev = torch.device(exp.device)
-    x, y, xt, yt = x.to(dev), y.to(dev), xt[test_eval].to(dev), yt[test_eval].to(dev)
+    x, y, xe, ye, xt, yt = (v.to(dev) for v in (x, y, xe, ye, xt, yt))
     classification = classes > 0
     out = classes if classification else 1
     model = models.get(
@@ -151,7 +199,7 @@ def prepare(exp: Experiment) -> Prepared:
     probe = NetworkProbe(
         model,
         loss_fn,
-        (x[train_eval.to(dev)], y[train_eval.to(dev)]),
+        (xe, ye),
         (xt, yt),
         classification=classification,
     )
@@ -195,69 +243,123 @@ def workload(exp: Experiment) -> dict[str, int]:
 def _iterate(prep: Prepared, spec: str, steps: list[int], on_apply):
     """The sequential engine, or chain batching where chains share no work."""
     order, exp = orders.parse(spec), prep.exp
+    # chain_batch > 1: executor "batched", or "ray" with each worker batching its own chains
     if exp.chain_batch > 1 and order.name in ("backward", "reset", "window"):
         return batched_trajectory(prep.T, prep.theta0, order, steps, group=exp.chain_batch, on_apply=on_apply)
     return trajectory(prep.T, prep.theta0, order, steps, on_apply=on_apply)
 
 
+def store_config(exp: Experiment) -> dict[str, Any]:
+    """The configuration that keys ``exp``'s results: the execution path is left out.
+
+    ``device`` and ``chain_batch`` read ``any``; ``executor`` is dropped, so results stored
+    before that field existed keep their key.
+    """
+    cfg = {**asdict(exp), "device": "any", "chain_batch": "any"}
+    del cfg["executor"]
+    return cfg
+
+
+def plan(exp: Experiment, spec: str, done: set[int]) -> tuple[list[int], list[int]]:
+    """(steps to evaluate, steps to record) for order ``spec`` when ``done`` are stored already.
+
+    The rule: every recorded step not yet done is evaluated together with the grid step before
+    it, so the probe measures its increments from the previous recorded iterate exactly as an
+    uninterrupted run does, even where the stored steps have gaps (a killed Ray run leaves them).
+    """
+    steps = grid(exp, spec)
+    todo = [s for i, s in enumerate(steps) if s not in done]
+    before = {steps[i - 1] for i, s in enumerate(steps) if i and s not in done}
+    return sorted(set(todo) | before), todo
+
+
+def step_rows(exp: Experiment, spec: str, n: int, values: dict[str, float]) -> list[dict[str, Any]]:
+    """The stored rows of one recorded step."""
+    return [
+        {
+            "order": spec,
+            "seed": exp.seed,
+            "step": n,
+            "metric": k,
+            "value": v,
+            "diverged": not math.isfinite(v),
+        }
+        for k, v in values.items()
+    ]
+
+
+def frame(exp: Experiment, store: Store) -> pd.DataFrame:
+    """The stored records of ``exp``: orders as listed, steps increasing, metrics in probe order.
+
+    Ray workers finish steps out of order; this order (a stable sort of what is stored) makes the
+    table the same whichever executor filled the store.
+    """
+    table = pd.DataFrame([r for spec in exp.orders for r in store.rows(spec)], columns=record.COLUMNS)
+    table = table.drop_duplicates(["order", "step", "metric"])  # a step stored twice counts once
+    rank = table["order"].map({spec: i for i, spec in enumerate(exp.orders)})
+    keep = pd.DataFrame({"rank": rank, "step": table["step"]}).sort_values(["rank", "step"], kind="stable")
+    return table.loc[keep.index].reset_index(drop=True)
+
+
 def run(exp: Experiment, *, progress: bool = True, root: str | None = None) -> tuple[pd.DataFrame, Prepared]:
-    """Records of every order of ``exp`` (tidy: order, seed, step, metric, value, diverged)."""
+    """Records of every order of ``exp`` (tidy: order, seed, step, metric, value, diverged).
+
+    ``exp.executor`` decides where the chains run; the table is the same for each.
+    """
+    if exp.executor == "ray":
+        from . import ray_executor
+
+        return ray_executor.run(exp, progress=progress, root=root)
     prep = prepare(exp)
-    # the device and the execution path change round-off, not results: not part of the key
-    store = Store({**asdict(exp), "device": "any", "chain_batch": "any"}, root)
+    store = Store(store_config(exp), root)
     plans = {}
     for spec in exp.orders:
-        steps, done = grid(exp, spec), store.done_steps(spec)
-        todo = [s for s in steps if s not in done]
+        evaluate, todo = plan(exp, spec, store.done_steps(spec))
         if todo:
-            before = [s for s in steps if s < todo[0]]
-            plans[spec] = (before[-1:], todo)  # re-run the last finished step for increments
+            plans[spec] = (evaluate, set(todo))
     bar = None
     if progress and plans:
         from tqdm import tqdm
 
-        total = sum(count_applications(orders.parse(s), p[0] + p[1]) for s, p in plans.items())
+        total = sum(count_applications(orders.parse(s), p[0]) for s, p in plans.items())
         bar = tqdm(total=total, unit="step", desc=f"seed {exp.seed}", mininterval=2.0)
     try:
-        for spec, (warm, todo) in plans.items():
+        for spec, (evaluate, todo) in plans.items():
             prep.probe.reset()
             on_apply = bar.update if bar is not None else None
-            for n, theta in _iterate(prep, spec, warm + todo, on_apply):
+            for n, theta in _iterate(prep, spec, evaluate, on_apply):
                 values = prep.probe(theta)
-                if n in warm:
-                    continue
-                rows = [
-                    {
-                        "order": spec,
-                        "seed": exp.seed,
-                        "step": n,
-                        "metric": k,
-                        "value": v,
-                        "diverged": not math.isfinite(v),
-                    }
-                    for k, v in values.items()
-                ]
-                store.append(spec, rows)
+                if n in todo:
+                    store.append(spec, step_rows(exp, spec, n, values))
     finally:
         if bar is not None:
             bar.close()
-    frame = pd.DataFrame([r for spec in exp.orders for r in store.rows(spec)], columns=record.COLUMNS)
-    return frame, prep
+    return frame(exp, store), prep
 
 
 def run_seeds(
     base: Experiment, seeds: list[int], *, progress: bool = True
 ) -> tuple[pd.DataFrame, Prepared, float]:
-    """Run ``base`` for each seed (one row per seed in the figures); (records, first run, seconds)."""
+    """Run ``base`` for each seed (one row per seed in the figures); (records, first run, seconds).
+
+    With ``base.executor == "ray"`` the seeds' blocks share one pool of Ray workers and run
+    concurrently.
+    """
     import time
     from dataclasses import replace
 
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     t0 = time.perf_counter()
-    runs = [run(replace(base, seed=int(s)), progress=progress) for s in seeds]
-    frame = pd.concat([r[0] for r in runs], ignore_index=True)
-    return frame, runs[0][1], time.perf_counter() - t0
+    exps = [replace(base, seed=int(s)) for s in seeds]
+    if base.executor == "ray":
+        from . import ray_executor
+
+        runs = ray_executor.run_many(exps, progress=progress)
+    else:
+        runs = [run(e, progress=progress) for e in exps]
+    table = pd.concat([r[0] for r in runs], ignore_index=True)
+    return table, runs[0][1], time.perf_counter() - t0
 
 
 def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:
@@ -274,6 +376,7 @@ def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:
         "orders": ", ".join(e.orders) + f"; recorded every {e.record_every} step(s)",
         "seeds": ", ".join(map(str, seeds)),
         "device": device_name(e.device)
-        + (f", {e.chain_batch} chains per batch" if e.chain_batch > 1 else ""),
+        + (f", {e.chain_batch} chains per batch" if e.chain_batch > 1 else "")
+        + (", Ray workers" if e.executor == "ray" else ""),
         "compute": f"{seconds:.0f} s for the runs (less when loaded from results/)",
     }

@@ -8,7 +8,13 @@ cross-entropy, backward order at a few recorded steps. In one run this measures
 * ``naive_chain_steps_per_s``: the same applications done as Figure 1 does them: for each
   recorded step n, load θ₀ into an ``nn.Module``, make a fresh ``torch.optim.SGD`` and replay
   the stored batches n, n−1, …, 1 with zero_grad / backward / step;
-* ``model_gflops`` of the engine, a same-run fp32 ``torch.matmul`` peak and their ratio.
+* ``model_gflops`` of the engine, a same-run fp32 ``torch.matmul`` peak and their ratio;
+* ``ray_chain_steps_per_s``: the same iterates on a local Ray with ``--ray-workers`` (2)
+  one-thread workers (``backward_lib.ray_executor.iterates``: recorded steps as blocks, largest
+  first), and ``ray_speedup`` = that rate over the engine's (default threads: 2 on the 2-core
+  machine), timed interleaved with it; ``ray_other_load`` is ``other_load`` around those engine
+  runs. Data transfer and worker start-up are left out (a warm-up run);
+  without Ray installed, or with ``--no-ray``, these keys are null.
 
 Both loops must end at the same parameters (``max_abs_diff``), so the rates compare the same
 computation. The last line of stdout is one JSON object; ``--profile`` adds a torch.profiler
@@ -18,6 +24,7 @@ runs; ``other_load`` is the CPUs' worth of time other processes used meanwhile (
 
     python benchmarks/engine.py            # ~20 s on 2 cores
     python benchmarks/engine.py --quick    # a few seconds, for tests
+    python benchmarks/engine.py --no-ray   # without the Ray executor (Ray not installed)
 """
 
 from __future__ import annotations
@@ -147,11 +154,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="timed runs of each loop; the best is kept")
     p.add_argument("--quick", action="store_true", help="tiny version (K=24, 2 points, 1 repeat)")
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the engine on stderr")
+    p.add_argument("--no-ray", action="store_true", help="skip the Ray executor (its keys are null)")
+    p.add_argument("--ray-workers", type=int, default=2, help="one-thread Ray workers (default 2)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.points, args.repeats = 24, 2, 1
-    if args.steps < 1 or args.points < 1 or args.repeats < 1:
-        p.error("--steps, --points and --repeats must be ≥ 1")
+    if args.steps < 1 or args.points < 1 or args.repeats < 1 or args.ray_workers < 1:
+        p.error("--steps, --points, --repeats and --ray-workers must be ≥ 1")
     return args
 
 
@@ -184,6 +193,51 @@ def time_loops(w: Workload, repeats: int) -> tuple[float, float, float]:
     return t_engine, t_naive, max(0.0, others) / (time.perf_counter() - wall0)
 
 
+def ray_experiment(k: int):
+    """The Figure 3 workload as an Experiment (same model, θ₀, data and schedule as :func:`build`)."""
+    from backward_lib import experiment
+
+    return experiment.Experiment(dataset="fashion_mnist", model="mlp", depth=DEPTH, hidden=WIDTH, init="he",
+                                 optimizer="sgd", lr=LR, batch_size=BATCH, steps=k, seed=SEED,
+                                 orders=("backward",), train_eval=1, test_eval=1, executor="ray")  # fmt: skip
+
+
+def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, float, float, float]:
+    """Best wall times of the backward iterates on a local Ray with ``workers`` one-thread
+    workers and of the engine, interleaved (so the machine's load hits both alike), their
+    largest |Δθ|, and ``other_load`` meanwhile. A warm-up run starts the workers and ships the
+    data first."""
+    import ray
+
+    from backward_lib import ray_executor
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        exp = ray_experiment(k)
+        got = ray_executor.iterates(exp, "backward", w.steps, workers=workers)  # warm-up
+        diff = max_abs_diff(run_engine(w, w.steps), got)
+        t_ray = t_engine = float("inf")
+        # the workers count as "others" in /proc/stat: the load is measured around the engine runs
+        # only (Ray's idle daemons included)
+        others = 0.0
+        for _ in range(repeats):
+            t_ray = min(
+                t_ray, seconds(lambda: ray_executor.iterates(exp, "backward", w.steps, workers=workers))
+            )
+            b, o, t = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+            t_engine = min(t_engine, seconds(lambda: run_engine(w, w.steps)))
+            others += max(0.0, machine_busy_seconds() - b - (own_cpu_seconds() - o)) / (
+                time.perf_counter() - t
+            )
+    finally:
+        ray_executor.shutdown()
+        if started:
+            ray.shutdown()
+    return t_ray, diff, t_engine, others / repeats
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print and return the JSON result."""
     args = parse_args(argv)
@@ -199,6 +253,13 @@ def main(argv: list[str] | None = None) -> dict:
     peak = matmul_peak_gflops((512, 1024) if args.quick else (1024, 1536, 2048), 2 if args.quick else 5)
     if args.profile:
         profile_engine(w, w.steps)
+    t_ray = ray_diff = t_engine_ray = ray_others = None
+    try:
+        import ray  # noqa: F401
+    except ImportError:  # Ray is optional: the Ray keys are then null
+        args.no_ray = True
+    if not args.no_ray:
+        t_ray, ray_diff, t_engine_ray, ray_others = time_ray(w, args.steps, args.ray_workers, args.repeats)
     result = {
         "workload": f"figure3 mlp({IN_DIM},{OUT_DIM},{DEPTH},{WIDTH}) he, fashion_mnist train, "
         f"sgd lr={LR}, batch {BATCH}, cross-entropy, backward order at steps {w.steps}",
@@ -216,12 +277,20 @@ def main(argv: list[str] | None = None) -> dict:
         "max_abs_diff": diff,
         "agree": diff < 1e-4,
         "other_load": round(others, 2),
+        "ray_workers": None if t_ray is None else args.ray_workers,
+        "ray_s": None if t_ray is None else round(t_ray, 4),
+        "ray_chain_steps_per_s": None if t_ray is None else round(apps / t_ray, 1),
+        "ray_speedup": None if t_ray is None else round(t_engine_ray / t_ray, 3),
+        "ray_max_abs_diff": ray_diff,
+        "ray_other_load": None if ray_others is None else round(ray_others, 2),
     }
     if others > 0.2:
         print(f"warning: other processes used {others:.2f} CPUs while timing; rates are low", file=sys.stderr)
     print(json.dumps(result))
     if not result["agree"]:
         raise SystemExit(f"engine and naive loop disagree: max |Δθ| = {diff:.3g} ≥ 1e-4")
+    if ray_diff is not None and ray_diff >= 1e-4:
+        raise SystemExit(f"engine and Ray executor disagree: max |Δθ| = {ray_diff:.3g} ≥ 1e-4")
     return result
 
 

@@ -97,7 +97,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
         ],
         env=env,
     )
-    st = store.Store({**experiment.asdict(exp), "device": "any", "chain_batch": "any"}, tmp_path)
+    st = store.Store(experiment.store_config(exp), tmp_path)
     deadline = time.time() + 60
     while len(st.done_steps("backward")) < 10 and time.time() < deadline:
         time.sleep(0.1)
