@@ -126,3 +126,24 @@ def test_setup_cell_installs_only_where_the_library_is_missing(monkeypatch):
     exec(cell.source, {})
     assert calls and calls[0][-1] == "backward_lib @ git+https://example.invalid/repo"
     assert pipeline.repository().startswith("https://")
+
+
+def test_executor_flag_reaches_the_chapters_that_train(monkeypatch, capsys):
+    import papermill
+
+    ran = []
+
+    def fake(src, dst, parameters, **kw):
+        ran.append(parameters)
+        raise RuntimeError("stop after the parameters")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    monkeypatch.setattr(pipeline, "stored", lambda out: None)
+    with pytest.raises(RuntimeError, match="stop"):
+        pipeline.run(["fig3_reset"], "book", {}, force=True, executor="ray")
+    assert ran[-1]["executor"] == "ray"
+    # a chapter that trains no network has no executor to choose: named explicitly, an error
+    assert pipeline.main(["run", "constant_maps_and_quadratic", "--executor", "ray"]) == 2
+    assert "has no executor parameter" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--executor"):
+        pipeline.run(["fig3_reset"], "book", {}, force=True, executor="gpu")

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 import torch
 
 from backward_lib import count_applications, experiment, orders, ray_executor, store, trajectory
-
-ray = pytest.importorskip("ray")
 
 TINY = dict(
     dataset="fashion_mnist",

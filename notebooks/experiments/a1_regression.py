@@ -38,6 +38,9 @@ depth = 3  # hidden layers (paper: 3)
 hidden = 300  # hidden units (paper: 300)
 record_every = 1  # record every k-th step
 device = "cpu"
+executor = (
+    "sequential"  # sequential | batched (vmap, GPU) | ray (workers: local or cluster)
+)
 
 # %% tags=["parameter-spec", "remove-cell"]
 # Valid values of the parameters above (companion.spec): checked before the chapter runs.
@@ -52,6 +55,7 @@ spec = {
     "hidden": "int >= 1",
     "record_every": "int >= 1",
     "device": "one of cpu, cuda",
+    "executor": "one of sequential, batched, ray",
 }
 rules = ["record_every <= steps"]
 
@@ -72,7 +76,7 @@ base = experiment.Experiment(
     model="mlp", depth=depth, hidden=hidden, init="he", optimizer="sgd", lr=lr,
     batch_size=batch_size, steps=steps, orders=("forward", "backward"),
     record_every=record_every, forward_every=record_every, train_eval=100,
-    test_eval=1000, device=device, seed=seed,
+    test_eval=1000, device=device, seed=seed, executor=executor,
 )  # fmt: skip
 runs = {f: experiment.run(replace(base, dataset=f"regression:{f}")) for f in functions}
 df = pd.concat([r[0].assign(function=f) for f, r in runs.items()], ignore_index=True)

@@ -34,6 +34,9 @@ train_eval = 2000  # training examples for the training loss
 test_eval = 10000  # test examples
 device = "cpu"
 chain_batch = 1  # chains advanced together with vmap (use 32-128 on a GPU)
+executor = (
+    "sequential"  # sequential | batched (vmap, GPU) | ray (workers: local or cluster)
+)
 
 # %% tags=["parameter-spec", "remove-cell"]
 # Valid values of the parameters above (companion.spec): checked before the chapter runs.
@@ -48,6 +51,7 @@ spec = {
     "train_eval": "int in [1, 50000]",
     "test_eval": "int in [1, 10000]",
     "device": "one of cpu, cuda",
+    "executor": "one of sequential, batched, ray",
     "chain_batch": "int >= 1",
     "depth": "int >= 1",
     "init": "one of he, lecun, torch",
@@ -64,7 +68,7 @@ base = experiment.Experiment(
     optimizer="sgd", lr=lr, batch_size=batch_size, steps=steps,
     orders=("forward", "backward"), record_every=record_every,
     forward_every=record_every, train_eval=train_eval, test_eval=test_eval,
-    device=device, chain_batch=chain_batch,
+    device=device, chain_batch=chain_batch, executor=executor,
 )  # fmt: skip
 df, prep, seconds = experiment.run_seeds(base, seeds)
 runcard.show(
