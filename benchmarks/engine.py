@@ -8,6 +8,7 @@ cross-entropy, backward order at a few recorded steps. In one run this measures
 * ``naive_chain_steps_per_s``: the same applications done as Figure 1 does them: for each
   recorded step n, load θ₀ into an ``nn.Module``, make a fresh ``torch.optim.SGD`` and replay
   the stored batches n, n−1, …, 1 with zero_grad / backward / step;
+* ``engine_1thread_chain_steps_per_s``: the engine on one thread (what one worker can do);
 * ``model_gflops`` of the engine, a same-run fp32 ``torch.matmul`` peak and their ratio;
 * ``ray_chain_steps_per_s``: the same iterates on a local Ray with ``--ray-workers`` (2)
   one-thread workers (``backward_lib.ray_executor.iterates``: recorded steps as blocks, largest
@@ -30,6 +31,7 @@ runs; ``other_load`` is the CPUs' worth of time other processes used meanwhile (
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backward_lib import count_applications, data, maps, models, orders, schedule, trajectory
+from backward_lib import count_applications, maps, orders, trajectory
 
 IN_DIM, OUT_DIM, DEPTH, WIDTH = 784, 10, 5, 500
 LR, BATCH, SEED = 0.001, 8, 0
@@ -59,6 +61,8 @@ class Workload:
     steps: list[int]
     naive_model: nn.Module  # the module the naive loop trains in place
     stored: list[tuple[torch.Tensor, torch.Tensor]]  # Figure 1's stored batches 1..K
+    lr: float
+    name: str  # the workload in words
 
 
 def recorded_steps(k: int, points: int) -> list[int]:
@@ -66,20 +70,49 @@ def recorded_steps(k: int, points: int) -> list[int]:
     return sorted({max(1, round(k * i / points)) for i in range(1, points + 1)})
 
 
-def build(k: int, points: int) -> Workload:
-    """Load the data and build the seeded Figure 3 model and batch schedule."""
-    torch.manual_seed(SEED)
-    x, y = data.load("fashion_mnist", "train")
-    model = models.mlp(IN_DIM, OUT_DIM, DEPTH, WIDTH, init="he", seed=SEED)
-    sched = schedule.batches(len(x), BATCH, k, SEED)
-    naive_model = models.mlp(IN_DIM, OUT_DIM, DEPTH, WIDTH, init="he", seed=SEED)
+MODELS = ("mlp", "resnet18")
+
+
+def experiment_of(model: str, width: float, k: int, executor: str = "sequential"):
+    """The workload as an Experiment: Fig. 3's MLP on Fashion-MNIST, or Fig. 2's ResNet-18
+    (lr 0.025) on Fashion-MNIST at 3×32×32 (the CIFAR substitute; speed does not depend on
+    the pixels). Batch 8, SGD, backward order."""
+    from backward_lib import experiment
+
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if model == "mlp":
+        kw = dict(dataset="fashion_mnist", model="mlp", depth=DEPTH, hidden=WIDTH, init="he", lr=LR)
+    else:
+        kw = dict(dataset="cifar10", substitute=True, model="resnet18", lr=0.025)
+    return experiment.Experiment(**kw, width=width, optimizer="sgd", batch_size=BATCH, steps=k,
+                                 seed=SEED, orders=("backward",), train_eval=1, test_eval=1,
+                                 executor=executor)  # fmt: skip
+
+
+def build(k: int, points: int, model: str = "mlp", width: float = 1.0) -> Workload:
+    """The seeded model, data and batch schedule of :func:`experiment_of`, for both loops."""
+    from backward_lib import experiment
+
+    prep = experiment.prepare(experiment_of(model, width, k))
+    x, y, sched = prep.T.x, prep.T.y, prep.T.schedule
+    naive_model = copy.deepcopy(prep.model)
+    naive_model.load_state_dict(prep.theta0)
     stored = [(x[idx], y[idx]) for idx in sched]
-    return Workload(model, maps.params_of(model), x, y, sched, recorded_steps(k, points), naive_model, stored)
+    e = prep.exp
+    name = (f"figure3 mlp({IN_DIM},{OUT_DIM},{DEPTH},{round(WIDTH * width)}) he, fashion_mnist train"
+            if model == "mlp" else f"figure2 resnet18 width {width}, fashion_mnist at 3x32x32")  # fmt: skip
+    name += (
+        f", sgd lr={e.lr}, batch {BATCH}, cross-entropy, backward order at steps {recorded_steps(k, points)}"
+    )
+    return Workload(
+        prep.model, prep.theta0, x, y, sched, recorded_steps(k, points), naive_model, stored, e.lr, name
+    )
 
 
 def run_engine(w: Workload, steps: list[int]) -> dict[int, Params]:
     """Backward-order iterates at ``steps`` through backward_lib's engine."""
-    T = maps.network(w.model, nn.functional.cross_entropy, maps.sgd(LR), w.x, w.y, w.sched)
+    T = maps.network(w.model, nn.functional.cross_entropy, maps.sgd(w.lr), w.x, w.y, w.sched)
     return dict(trajectory(T, w.theta0, orders.backward(), steps))
 
 
@@ -89,7 +122,7 @@ def run_naive(w: Workload, steps: list[int]) -> dict[int, Params]:
     out = {}
     for n in steps:
         model.load_state_dict(w.theta0)
-        opt = torch.optim.SGD(model.parameters(), lr=LR)
+        opt = torch.optim.SGD(model.parameters(), lr=w.lr)
         for xb, yb in reversed(w.stored[:n]):
             opt.zero_grad()
             loss_fn(model(xb), yb).backward()
@@ -110,15 +143,17 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t
 
 
-def flops_per_application(model: nn.Module, batch: int) -> int:
-    """Model FLOPs of one SGD step, counting only the Linear layers.
+def flops_per_application(w: Workload) -> int:
+    """Model FLOPs of one SGD step, as torch's FLOP counter counts one forward and backward
+    pass of a batch (matrix products and convolutions; the update, activations and loss are
+    not counted, nor the first layer's input gradient, which autograd never computes)."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    Per Linear(in, out) and batch B: forward 2·in·out·B, input gradient 2·in·out·B, weight
-    gradient 2·in·out·B, so 6·in·out·B per step (biases, ReLU, loss and update not counted;
-    the first layer's unneeded input gradient is counted anyway, as the convention does).
-    """
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return sum(6 * m.in_features * m.out_features * batch for m in linears)
+    xb, yb = w.stored[0]
+    model = copy.deepcopy(w.naive_model)
+    with FlopCounterMode(display=False) as counter:
+        nn.functional.cross_entropy(model(xb), yb).backward()
+    return int(counter.get_total_flops())
 
 
 def matmul_peak_gflops(sizes: tuple[int, ...], repeats: int) -> float:
@@ -156,11 +191,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="torch.profiler table of the engine on stderr")
     p.add_argument("--no-ray", action="store_true", help="skip the Ray executor (its keys are null)")
     p.add_argument("--ray-workers", type=int, default=2, help="one-thread Ray workers (default 2)")
+    p.add_argument("--model", choices=MODELS, default="mlp", help="mlp (Fig. 3) or resnet18 (Fig. 2)")
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1: the paper's)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.points, args.repeats = 24, 2, 1
     if args.steps < 1 or args.points < 1 or args.repeats < 1 or args.ray_workers < 1:
         p.error("--steps, --points, --repeats and --ray-workers must be ≥ 1")
+    if not args.width > 0:
+        p.error(f"--width must be > 0, got {args.width}")
     return args
 
 
@@ -193,16 +232,7 @@ def time_loops(w: Workload, repeats: int) -> tuple[float, float, float]:
     return t_engine, t_naive, max(0.0, others) / (time.perf_counter() - wall0)
 
 
-def ray_experiment(k: int):
-    """The Figure 3 workload as an Experiment (same model, θ₀, data and schedule as :func:`build`)."""
-    from backward_lib import experiment
-
-    return experiment.Experiment(dataset="fashion_mnist", model="mlp", depth=DEPTH, hidden=WIDTH, init="he",
-                                 optimizer="sgd", lr=LR, batch_size=BATCH, steps=k, seed=SEED,
-                                 orders=("backward",), train_eval=1, test_eval=1, executor="ray")  # fmt: skip
-
-
-def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, float, float, float]:
+def time_ray(w: Workload, exp, workers: int, repeats: int) -> tuple[float, float, float, float]:
     """Best wall times of the backward iterates on a local Ray with ``workers`` one-thread
     workers and of the engine, interleaved (so the machine's load hits both alike), their
     largest |Δθ|, and ``other_load`` meanwhile. A warm-up run starts the workers and ships the
@@ -215,9 +245,15 @@ def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, fl
     if started:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        exp = ray_experiment(k)
         got = ray_executor.iterates(exp, "backward", w.steps, workers=workers)  # warm-up
-        diff = max_abs_diff(run_engine(w, w.steps), got)
+        # against the engine at the workers' one thread: a BatchNorm network's round-off
+        # depends on the thread count and grows over a chain (1e-4 after 3 steps at lr 0.025)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            diff = max_abs_diff(run_engine(w, w.steps), got)
+        finally:
+            torch.set_num_threads(threads)
         t_ray = t_engine = float("inf")
         # the workers count as "others" in /proc/stat: the load is measured around the engine runs
         # only (Ray's idle daemons included)
@@ -241,15 +277,22 @@ def time_ray(w: Workload, k: int, workers: int, repeats: int) -> tuple[float, fl
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print and return the JSON result."""
     args = parse_args(argv)
-    w = build(args.steps, args.points)
+    w = build(args.steps, args.points, args.model, args.width)
     apps = count_applications(orders.backward(), w.steps)
     warm = w.steps[:1] if args.quick else [min(w.steps[0], 20)]
     run_engine(w, warm)  # warm-up: allocator, BLAS, autograd, torch.optim's lazy imports
     run_naive(w, warm)
     diff = max_abs_diff(run_engine(w, w.steps), run_naive(w, w.steps))
     t_engine, t_naive, others = time_loops(w, args.repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what one core does alone: the bound on two one-thread workers
+    try:
+        t_one = min(seconds(lambda: run_engine(w, w.steps)) for _ in range(args.repeats))
+    finally:
+        torch.set_num_threads(threads)
     engine_rate, naive_rate = apps / t_engine, apps / t_naive
-    model_gflops = flops_per_application(w.model, BATCH) * engine_rate / 1e9
+    flops = flops_per_application(w)
+    model_gflops = flops * engine_rate / 1e9
     peak = matmul_peak_gflops((512, 1024) if args.quick else (1024, 1536, 2048), 2 if args.quick else 5)
     if args.profile:
         profile_engine(w, w.steps)
@@ -259,16 +302,21 @@ def main(argv: list[str] | None = None) -> dict:
     except ImportError:  # Ray is optional: the Ray keys are then null
         args.no_ray = True
     if not args.no_ray:
-        t_ray, ray_diff, t_engine_ray, ray_others = time_ray(w, args.steps, args.ray_workers, args.repeats)
+        exp = experiment_of(args.model, args.width, args.steps, executor="ray")
+        t_ray, ray_diff, t_engine_ray, ray_others = time_ray(w, exp, args.ray_workers, args.repeats)
+    rates = {"sequential": engine_rate, **({"ray": apps / t_ray} if t_ray else {})}
+    best = max(rates, key=rates.get)
     result = {
-        "workload": f"figure3 mlp({IN_DIM},{OUT_DIM},{DEPTH},{WIDTH}) he, fashion_mnist train, "
-        f"sgd lr={LR}, batch {BATCH}, cross-entropy, backward order at steps {w.steps}",
+        "workload": w.name,
+        "model": args.model,
+        "width": args.width,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "applications": apps,
         "engine_s": round(t_engine, 4),
         "naive_s": round(t_naive, 4),
         "engine_chain_steps_per_s": round(engine_rate, 1),
+        "engine_1thread_chain_steps_per_s": round(apps / t_one, 1),
         "naive_chain_steps_per_s": round(naive_rate, 1),
         "speedup": round(engine_rate / naive_rate, 3),
         "model_gflops": round(model_gflops, 2),
@@ -283,6 +331,10 @@ def main(argv: list[str] | None = None) -> dict:
         "ray_speedup": None if t_ray is None else round(t_engine_ray / t_ray, 3),
         "ray_max_abs_diff": ray_diff,
         "ray_other_load": None if ray_others is None else round(ray_others, 2),
+        "flops_per_application": flops,
+        "best_executor": best,
+        "best_speedup": round(rates[best] / naive_rate, 3),
+        "best_utilization": round(flops * rates[best] / 1e9 / peak, 4),
     }
     if others > 0.2:
         print(f"warning: other processes used {others:.2f} CPUs while timing; rates are low", file=sys.stderr)

@@ -107,7 +107,8 @@ def parameter_spec(src: Path) -> tuple[dict[str, specs.Spec], list[str]]:
 
     That cell sits right after the ``parameters`` cell (the ranges are read next to the
     defaults) and holds ``spec = {name: "spec string", …}``, optionally ``rules = […]``; see
-    :mod:`companion.spec`. It must name exactly the parameters the ``parameters`` cell declares.
+    :mod:`companion.spec`. With the shared names (``spec.SHARED``) it must cover exactly the
+    parameters the ``parameters`` cell declares.
     """
     cells = _cells(src)
     at = [i for i, (tags, _) in enumerate(cells) if SPEC_TAG in tags]
@@ -128,6 +129,8 @@ def parameter_spec(src: Path) -> tuple[dict[str, specs.Spec], list[str]]:
     if not isinstance(table, dict) or not isinstance(rules, list):
         raise ValueError(f"{src.name}: needs spec = {{name: 'spec string', …}} (and rules = [...])")
     names = declared(src)
+    # the book's shared names (companion.spec.SHARED) unless the chapter restricts them
+    table = {**{k: v for k, v in specs.SHARED.items() if k in names}, **table}
     missing, extra = sorted(names - set(table)), sorted(set(table) - names)
     if missing or extra:
         raise ValueError(

@@ -28,7 +28,29 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Item", "Spec", "check_rule", "parse", "parse_rule", "validate"]
+__all__ = ["SHARED", "Item", "Spec", "check_rule", "parse", "parse_rule", "validate"]
+
+# The book's shared parameter names (the same meaning in every chapter that declares them):
+# a chapter's spec cell lists only its own names, or a shared one it restricts further.
+SHARED: dict[str, str] = {
+    "profile": "str",
+    "figure": "str",
+    "seed": "int in [0, 2**31)",
+    "seeds": "list of int in [0, 2**31)",
+    "steps": "int >= 1",
+    "lr": "float > 0",
+    "batch_size": "int >= 1",
+    "width": "float > 0",
+    "depth": "int >= 1",
+    "init": "one of he, lecun, torch",
+    "record_every": "int >= 1",
+    "train_size": "int in [1, 60000]",
+    "train_eval": "int in [1, 50000]",
+    "test_eval": "int in [1, 10000]",
+    "device": "one of cpu, cuda",
+    "executor": "one of sequential, batched, ray",
+    "chain_batch": "int >= 1",
+}
 
 
 def _number(text: str) -> float | int:

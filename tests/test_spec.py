@@ -211,13 +211,21 @@ def test_a_spec_must_match_the_parameters_cell(tmp_path):
     table, rules = chapters.parameter_spec(_chapter(tmp_path, params, good + '\nrules = ["h_min < h_max"]'))
     assert set(table) == {"profile", "steps", "h_min", "h_max"} and rules == ["h_min < h_max"]
     bad = {
-        'spec = {"profile": "str", "h_min": "float > 0", "h_max": "float > 0"}': "missing",
+        'spec = {"profile": "str", "h_min": "float > 0"}': "missing",
         good[:-1] + ', "lr": "float > 0"}': "undeclared",
         good.replace("int >= 1", "integer"): "spec of steps",
         good + '\nrules = ["h_min < lr"]': "undeclared",
         good + "\nx = 1": "may only assign",
         'spec = {"profile": str}': "literal",
     }
+    # the book's shared names need no entry; a chapter may restrict one
+    shared, _ = chapters.parameter_spec(
+        _chapter(tmp_path, params, 'spec = {"h_min": "float > 0", "h_max": "float > 0"}')
+    )
+    assert set(shared) == {"profile", "steps", "h_min", "h_max"}
+    assert shared["steps"] == specs.parse(specs.SHARED["steps"])
+    own, _ = chapters.parameter_spec(_chapter(tmp_path, params, good.replace("int >= 1", "int >= 2")))
+    assert own["steps"] == specs.parse("int >= 2")
     for text, message in bad.items():
         with pytest.raises(ValueError, match=message):
             chapters.parameter_spec(_chapter(tmp_path, params, text))

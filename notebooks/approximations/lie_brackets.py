@@ -41,22 +41,14 @@ sweep_n = 8  # chain length of the learning-rate sweep at the end
 sweep_h_min, sweep_points = 1e-7, 13  # its learning rates: [sweep_h_min, h_max]
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
-    "width": "float > 0",
-    "depth": "int >= 1",
-    "init": "one of he, lecun, torch",
-    "batch_size": "int >= 1",
-    "lr": "float > 0",
-    "train_size": "int in [1, 60000]",
     "chain_lengths": "list of int >= 2",
     "h_min": "float > 0",
     "h_max": "float > 0",
     "h_points": "int >= 2",
     "fit_points": "int >= 2",
-    "steps": "int >= 1",
     "record_points": "int >= 1",
     "sweep_n": "int >= 2",
     "sweep_h_min": "float > 0",

@@ -35,20 +35,14 @@ fit_points = 4  # the smallest learning rates enter the slope fits
 train_size = 2000  # training examples the batch is drawn from
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
-    "width": "float > 0",
-    "depth": "int >= 1",
-    "init": "one of he, lecun, torch",
-    "batch_size": "int >= 1",
     "ks": "list of int >= 2",
     "h_min": "float > 0",
     "h_max": "float > 0",
     "h_points": "int >= 2",
     "fit_points": "int >= 2",
-    "train_size": "int in [1, 60000]",
 }
 rules = ["h_min < h_max", "fit_points <= h_points", "batch_size <= train_size"]
 

@@ -48,23 +48,12 @@ test_eval = 10000  # test examples for the test loss
 device = "cpu"
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seeds": "list of int in [0, 2**31)",
-    "steps": "int >= 1",
-    "lr": "float > 0",
-    "batch_size": "int >= 1",
     "ks": "list of int >= 2",
     "lams": "list of float > 0",
-    "width": "float > 0",
-    "depth": "int >= 1",
-    "init": "one of he, lecun, torch",
-    "record_every": "int >= 1",
     "late": "float in (0, 1]",
-    "train_eval": "int in [1, 50000]",
-    "test_eval": "int in [1, 10000]",
-    "device": "one of cpu, cuda",
 }
 rules = ["record_every <= steps"]
 

@@ -43,19 +43,11 @@ executor = (
 )
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
     "functions": "list of one of smooth, oscillating, kinked",
-    "seed": "int in [0, 2**31)",
-    "steps": "int >= 1",
-    "lr": "float > 0",
-    "batch_size": "int >= 1",
-    "depth": "int >= 1",
     "hidden": "int >= 1",
-    "record_every": "int >= 1",
-    "device": "one of cpu, cuda",
-    "executor": "one of sequential, batched, ray",
 }
 rules = ["record_every <= steps"]
 

@@ -39,23 +39,9 @@ executor = (
 )
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
-spec = {
-    "profile": "str",
-    "seeds": "list of int in [0, 2**31)",
-    "steps": "int >= 1",
-    "lr": "float > 0",
-    "batch_size": "int >= 1",
-    "width": "float > 0",
-    "record_every": "int >= 1",
-    "train_eval": "int in [1, 50000]",
-    "test_eval": "int in [1, 10000]",
-    "device": "one of cpu, cuda",
-    "executor": "one of sequential, batched, ray",
-    "chain_batch": "int >= 1",
-    "depth": "int >= 1",
-    "init": "one of he, lecun, torch",
-}
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
+spec = {}
 rules = ["record_every <= steps"]
 
 # %%

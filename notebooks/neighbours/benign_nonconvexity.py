@@ -55,26 +55,22 @@ batch_steps = [
 batch_seed = 0  # mini-batch schedule
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
     "runs": "int >= 1",
     "data_seed": "int in [0, 2**31)",
     "n_points": "int >= 1",
     "in_dim": "int >= 1",
     "teacher_depth": "int >= 1",
     "teacher_width": "int >= 1",
-    "depth": "int >= 1",
     "width": "int >= 1",
-    "init": "one of he, lecun, torch",
-    "lr": "float > 0",
     "momentum": "float in [0, 1)",
     "epochs": "int >= 1",
     "dtype": "one of float32, float64",
     "t_max": "float > 0",
     "fd_h": "float > 0",
     "start_loss": "float > 0",
-    "batch_size": "int >= 1",
     "sgd_lr": "float > 0",
     "batch_steps": "list of int >= 1",
     "batch_seed": "int in [0, 2**31)",

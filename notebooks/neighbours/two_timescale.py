@@ -46,10 +46,9 @@ record_points = 40  # log-spaced recorded steps of the error curves
 limit_dt = 1e-5  # Euler step of the limit ODE (slow time)
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seeds": "list of int in [0, 2**31)",
     "target": "one of paper, code",
     "m": "int >= 1",
     "eta": "float > 0",

@@ -16,30 +16,41 @@
 # Every recorded backward iterate is a chain as long as its step, so the book's experiments
 # are bounded by the speed of one map application. This chapter counts the applications each
 # order needs (exact, from the engine's own dry run) and measures, with
-# `benchmarks/engine.py`, how fast the engine applies them on the Figure 3 workload against
-# the plain procedure of the paper's Figure 1 and against this machine's own matmul peak.
-# Timings depend on the machine: they are reported, not checked; only the agreement of the
-# two loops' results is a check.
+# `benchmarks/engine.py`, how fast the engine's executors apply them — `sequential` (one
+# process) and `ray` (one-thread workers on a local Ray) — on two workloads: Figure 3's MLP
+# (5×500, the paper's width) and Figure 2's ResNet-18 at width 1/4, against the plain
+# procedure of the paper's Figure 1 (a fresh `torch.optim.SGD` per chain) and against this
+# machine's own matmul peak. Timings depend on the machine: they are reported, and reach the
+# claims page marked as measured here, but are not checked; that every executor computes the
+# same iterates as the plain loop is a check.
 
 # %% tags=["parameters"]
 profile = "default"  # parameter profile the pipeline injected (run card)
 steps = 2000  # training steps for the cost table (the paper's runs)
 record_every = 1  # recording grid for the cost table
-bench_steps = 300  # largest recorded step K of the benchmark
+bench_steps = 300  # MLP: largest recorded step K of the benchmark
 bench_points = 3  # recorded steps evenly spaced up to K
 repeats = 5  # timed runs of each loop (best kept)
+resnet_width = 0.25  # ResNet-18 channel multiplier (1: 64-128-256-512)
+resnet_steps = 30  # ResNet-18: largest recorded step K
+resnet_repeats = 3  # ResNet-18: timed runs of each loop
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "steps": "int >= 1",
-    "record_every": "int >= 1",
     "bench_steps": "int >= 1",
     "bench_points": "int >= 1",
     "repeats": "int >= 1",
+    "resnet_width": "float in (0, 1]",
+    "resnet_steps": "int >= 1",
+    "resnet_repeats": "int >= 1",
 }
-rules = ["record_every <= steps", "bench_points <= bench_steps"]
+rules = [
+    "record_every <= steps",
+    "bench_points <= bench_steps",
+    "bench_points <= resnet_steps",
+]
 
 # %%
 import json
@@ -48,17 +59,22 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import seaborn as sns
 
 import backward_lib
 from backward_lib import count_applications, orders, record
-from companion import claims, runcard
+from companion import claims, plots, runcard
 
+plots.use_style()
 runcard.show(
     profile,
     "the cost of backward composition (Section 5 of Dherin et al. (2025)) and this engine's speed",
-    workload="Figure 3: MLP 784–5×500–10, Fashion-MNIST, SGD lr 0.001, batch 8, backward order",
-    benchmark=f"recorded steps up to K = {bench_steps} ({bench_points} chains), best of "
-    f"{repeats} interleaved runs",
+    workload=f"Figure 3: MLP 784–5×500–10, Fashion-MNIST, SGD lr 0.001, batch 8; Figure 2: "
+    f"ResNet-18 at width {resnet_width}, Fashion-MNIST at 3×32×32, SGD lr 0.025, batch 8; "
+    "backward order",
+    benchmark=f"MLP: recorded steps up to K = {bench_steps} ({bench_points} chains), best of "
+    f"{repeats} interleaved runs; ResNet-18: K = {resnet_steps}, best of {resnet_repeats}",
+    executors="sequential (2 threads), ray (2 one-thread workers, local), plain torch.optim loop",
     device=runcard.device_name("cpu"),
 )
 
@@ -88,51 +104,130 @@ costs["× forward"] = costs["applications"] / costs.loc["forward", "applications
 costs
 
 # %% [markdown]
-# ## Engine against the plain loop, and against the machine
+# ## The executors against the plain loop, and against the machine
 #
-# `benchmarks/engine.py` runs both loops over the same stored batches in one process, checks
-# that they end at the same parameters, and prints one JSON line: map applications per second
-# of the engine and of the plain loop (fresh `torch.optim.SGD` per chain, `zero_grad`,
-# `backward`, `step`), the engine's achieved model FLOP/s, a same-run fp32 matmul peak, and
-# their ratio.
+# `benchmarks/engine.py` runs every loop over the same stored batches in one process, checks
+# that they end at the same parameters, and prints one JSON line: map applications
+# (chain-steps) per second of the sequential engine, of Ray and of the plain loop, the model
+# FLOP/s of each (torch's FLOP counter on one step: matrix products and convolutions), a
+# same-run fp32 matmul peak of both cores, and their ratios.
 
 # %%
 root = Path(backward_lib.__file__).resolve().parent.parent  # the repository
-cmd = [sys.executable, str(root / "benchmarks/engine.py"), "--steps", str(bench_steps),
-       "--points", str(bench_points), "--repeats", str(repeats)]  # fmt: skip
-done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
-if done.returncode:
-    raise RuntimeError(f"benchmarks/engine.py failed:\n{done.stderr[-3000:]}")
-out = done.stdout
-bench = json.loads(out.strip().splitlines()[-1])
-pd.Series(bench, name="value").to_frame()
+
+
+def bench(*args: str) -> dict:
+    """One run of benchmarks/engine.py; its JSON line (stderr kept for the profile)."""
+    cmd = [sys.executable, str(root / "benchmarks/engine.py"), *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    if done.returncode:
+        raise RuntimeError(f"benchmarks/engine.py failed:\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["profile"] = done.stderr
+    return out
+
+
+runs = {
+    "MLP 5×500": bench("--steps", str(bench_steps), "--points", str(bench_points),
+                       "--repeats", str(repeats), "--profile"),
+    f"ResNet-18 ×{resnet_width}": bench("--model", "resnet18", "--width", str(resnet_width),
+                                        "--steps", str(resnet_steps), "--points",
+                                        str(bench_points), "--repeats", str(resnet_repeats)),
+}  # fmt: skip
+keys = ["applications", "naive_chain_steps_per_s", "engine_chain_steps_per_s",
+        "engine_1thread_chain_steps_per_s", "ray_chain_steps_per_s", "speedup", "ray_speedup", "best_speedup", "utilization",
+        "best_utilization", "matmul_peak_gflops", "max_abs_diff", "ray_max_abs_diff",
+        "other_load"]  # fmt: skip
+pd.DataFrame({name: {k: r[k] for k in keys} for name, r in runs.items()})
+
+# %% [markdown]
+# Chain-steps per second of each way of running the same chains, per workload (higher is
+# faster; the plain loop is the paper's Figure 1 procedure).
+
+# %%
+rates = pd.DataFrame(
+    [
+        {"workload": name, "executor": label, "chain-steps per second": r[key]}
+        for name, r in runs.items()
+        for label, key in [("plain torch.optim loop", "naive_chain_steps_per_s"),
+                           ("sequential engine", "engine_chain_steps_per_s"),
+                           ("ray, 2 workers", "ray_chain_steps_per_s")]
+    ]
+)  # fmt: skip
+g = sns.catplot(data=rates, x="executor", y="chain-steps per second", col="workload",
+                      kind="bar", sharey=False, height=2.8, aspect=1.25, color="C0")  # fmt: skip
+g.set_titles("{col_name}")
+g.set_xticklabels(rotation=15, ha="right")
+g.set_xlabels("")
+g.fig.suptitle("Map applications per second, by executor", y=1.04)
+# %% [markdown]
+# Where the sequential engine's time goes on the MLP (torch.profiler, self CPU time; the
+# profiler inflates small products, so the ranking is what to read):
+
+# %%
+print("\n".join(runs["MLP 5×500"]["profile"].strip().splitlines()[:16]))
 
 # %% [markdown]
 # ## Targets (machine-dependent, reported)
 #
-# The issue's targets on this 2-core CPU: engine at least 3× the plain loop, and at least 0.4
-# of the matmul peak. These verdicts depend on the machine and its load, so they are shown
-# here and not compared by CI.
+# The targets of the engine issue, on this 2-core CPU: the sequential engine at least 1.5× the
+# plain loop at the same threads; Ray with two one-thread workers at least 1.7× the sequential
+# engine with two threads; the fastest executor at least 3× the plain loop and at least 0.3 of
+# the matmul peak. They depend on the machine and its load, so they are shown here, and on the
+# claims page as measured on this machine, and are not compared by CI.
+#
+# What bounds them, from the profile and the numbers above. At batch 8 every product of the
+# MLP reads a 500×500 weight matrix to multiply it with 8 rows: about 2 FLOPs per 4 bytes
+# loaded, so the step is bound by memory bandwidth, not by the arithmetic the matmul peak
+# measures (that peak multiplies 1024–2048-square matrices). The sequential engine removes
+# what is not arithmetic (autograd's graph and the loss module's backward, replaced for ReLU
+# MLPs by the chain rule written out in `backward_lib.fastpath`), so its remaining time is
+# the products themselves. Ray's two one-thread workers can only beat the two-thread engine by
+# what one thread leaves of the second core: at most twice the one-thread rate over the
+# two-thread rate, computed here from the same run.
 
 # %%
-targets = [
-    claims.finding("Performance", "engine / plain loop speed-up ≥ 3", bench["speedup"], 3.0, "at_least"),
-    claims.finding("Performance", "engine FLOP/s / matmul peak ≥ 0.4", bench["utilization"], 0.4, "at_least"),
-]  # fmt: skip
-claims.table(targets)
+for name, r in runs.items():
+    cap = 2 * r["engine_1thread_chain_steps_per_s"] / r["engine_chain_steps_per_s"]
+    print(
+        f"{name}: 2 threads run {1 / (cap / 2):.2f}× one thread, so 2 one-thread workers "
+        f"can beat the 2-thread engine by at most {cap:.2f}× (measured: {r['ray_speedup']:.2f}×)"
+    )
+
+# %%
+targets = []
+for name, r in runs.items():
+    targets += [
+        claims.finding("Performance", f"{name}: sequential engine / plain loop ≥ 1.5",
+                       r["speedup"], 1.5, "at_least"),
+        claims.finding("Performance", f"{name}: ray (2 one-thread workers) / sequential ≥ 1.7",
+                       r["ray_speedup"], 1.7, "at_least"),
+        claims.finding("Performance", f"{name}: fastest executor / plain loop ≥ 3",
+                       r["best_speedup"], 3.0, "at_least"),
+        claims.finding("Performance", f"{name}: fastest executor's FLOP/s / matmul peak ≥ 0.3",
+                       r["best_utilization"], 0.3, "at_least"),
+    ]  # fmt: skip
+claims.machine(targets)
 
 # %% [markdown]
 # ## Claims
 #
-# Checks: the engine and the plain loop compute the same iterates (largest parameter
-# difference below $10^{-4}$ in float32 after hundreds of steps), and the cost table equals
-# its closed forms: $N$ for forward and $N(N+1)/2$ for backward recorded at every step.
+# Checks: every executor computes the iterates of the plain loop (largest parameter difference
+# below $10^{-4}$ in float32 after hundreds of steps; Ray against the engine at the workers' one
+# thread, since a BatchNorm network's round-off depends on the thread count), and the cost
+# table equals its closed forms: $N$ for forward and $N(N+1)/2$ for backward recorded at every
+# step.
 
 # %%
-n = len(grid)
-results = [
-    claims.at_most("Performance", "engine and plain loop end at the same parameters",
-                   bench["max_abs_diff"], 1e-4),
+results = []
+for name, r in runs.items():
+    results += [
+        claims.at_most("Performance", f"{name}: engine and plain loop end at the same parameters",
+                       r["max_abs_diff"], 1e-4),
+        claims.at_most("Performance", f"{name}: Ray and the engine end at the same parameters",
+                       r["ray_max_abs_diff"], 1e-4),
+    ]  # fmt: skip
+results += [
     claims.close("Performance", "forward costs N applications",
                  costs.loc["forward", "applications"], steps, 0),
     claims.close("Performance", "backward costs the sum of the recorded steps",

@@ -40,14 +40,12 @@ fail_steps = 320  # steps of the cases where condition (2) fails
 fail_growth = 10.0  # c > 1/ρ of the growing displacements ‖b_n‖ ∝ cⁿ
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "rho": "float in (0, 1)",
     "dims": "list of int >= 1",
     "realizations": "int >= 1",
-    "steps": "int >= 1",
     "limit_step": "int >= 1",
     "fail_steps": "int >= 1",
     "fail_growth": "float > 1",

@@ -53,10 +53,9 @@ net_path_samples = 1000  # samples kept from the long forward SGD path
 control_net_h = 0.08  # negative control on the network: a different learning rate
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "sigma": "float > 0",
     "realizations": "int >= 2",
     "quad_steps": "int >= 1",

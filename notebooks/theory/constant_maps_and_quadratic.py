@@ -33,10 +33,9 @@ thin = 50  # forward path: keep every thin-th iterate (correlation (1-h)^thin)
 h_grid = [0.1, 0.5, 1.0, 1.5, 1.9]  # learning rates for the closed-form check
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "h": "float in (0, 2)",
     "sigma": "float > 0",
     "x0": "float",

@@ -46,15 +46,13 @@ net_steps = 3000  # network: steps of the two perturbed runs
 net_pairs = 200  # network: random pairs inside the non-flat subspace
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "eigenvalues": "list of float > 0",
     "pairs": "int >= 1",
     "h_points": "int >= 2",
     "margin": "float in (0, 1)",
-    "steps": "int >= 1",
     "overflow_steps": "int >= 1",
     "n_points": "int >= 1",
     "width": "int >= 1",

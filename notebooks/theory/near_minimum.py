@@ -47,10 +47,9 @@ sgd_steps = [1500, 600]  # N of the real SGD runs (matching sgd_h_lambda)
 sgd_realizations = 400  # independent batch sequences of the real SGD runs
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "n_points": "int >= 1",
     "width": "int >= 1",
     "train_steps": "int >= 1",
@@ -60,7 +59,6 @@ spec = {
     "cov_batches": "int >= 2",
     "keep_ratio": "float >= 1",
     "h_lambda": "float in (0, 2)",
-    "steps": "int >= 1",
     "realizations": "int >= 2",
     "stability_h_lambda": "list of float > 0",
     "stability_steps": "int >= 1",

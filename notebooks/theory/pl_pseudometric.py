@@ -43,10 +43,9 @@ net_seeds = 6  # batch orders (schedule seeds) of the network's SGD
 grid_points = 20  # log-spaced recorded steps
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "rows": "int >= 1",
     "dim": "int >= 1",
     "pairs": "int >= 1",

@@ -41,10 +41,9 @@ ridge = 0.1  # logistic regression: ridge strength ρ (the μ of the loss)
 steps = 250  # iterations of the two coupled GD runs
 
 # %% tags=["parameter-spec", "remove-cell"]
-# Valid values of the parameters above (companion.spec): checked before the chapter runs.
+# Valid values of the parameters above (companion.spec; the book's shared names, such as
+# seeds, steps, lr and device, are in spec.SHARED): checked before the chapter runs.
 spec = {
-    "profile": "str",
-    "seed": "int in [0, 2**31)",
     "dim": "int >= 1",
     "conditions": "list of float >= 1",
     "pairs": "int >= 1",
@@ -52,7 +51,6 @@ spec = {
     "h_beyond": "float > 1",
     "n_samples": "int >= 1",
     "ridge": "float > 0",
-    "steps": "int >= 1",
 }
 
 # %%
