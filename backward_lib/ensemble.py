@@ -3,7 +3,7 @@
 The theory chapters need hundreds of realizations of the *real* SGD map on a network of a
 few dozen parameters, each with its own batch at every step. Their parameters are stacked
 (leaves [R, …], or rows of ``W`` [R, d] in the flat layout of
-:class:`backward_lib.curvature.FlatLoss`) and the network's one pure training step
+:class:`backward_lib.analysis.curvature.FlatLoss`) and the network's one pure training step
 (:func:`backward_lib.maps.step`) runs under ``torch.func.vmap``, so a realization's
 arithmetic is that of the step alone, and each row matches ``maps.network`` on that
 realization within round-off (tests check it).

@@ -10,7 +10,7 @@ The step is written once, as a pure function (:func:`step`), from the two pieces
 Every path runs this function: the sequential engine (:func:`network`), chain batching
 (:mod:`backward_lib.batched`, which vmaps :attr:`NetworkMap.step` over stacked chains),
 realization ensembles (:mod:`backward_lib.ensemble`) and the order-average map
-(:func:`backward_lib.approx.order_average`, the same step on another gradient).
+(:func:`backward_lib.analysis.approx.order_average`, the same step on another gradient).
 
 :func:`network` turns (model, loss, optimizer, data, schedule) into an engine
 :class:`~backward_lib.engine.StepMap` whose θ is the model's parameters *and buffers*

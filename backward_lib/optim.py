@@ -16,7 +16,7 @@ The named optimizers follow torch.optim's conventions:
 * ``nesterov``:  the same buffer, u = −h (g + μ b);
 * ``adamw``:     torch.optim.AdamW (decoupled weight decay, bias-corrected moments);
 * ``agnes``:     Gupta & Wojtowytsch's AGNES, u = −η (g + (α/η) ρ b) with b ← ρ b + g, which
-  is Nesterov's composition with look-ahead coefficient ρα/η (see :mod:`backward_lib.agnes`).
+  is Nesterov's composition with look-ahead coefficient ρα/η (see :mod:`backward_lib.neighbours.agnes`).
 """
 
 from __future__ import annotations

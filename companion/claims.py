@@ -164,7 +164,7 @@ def interval(
 
 
 def ratio_findings(rows, source: str, a: str = "forward", b: str = "backward") -> list[Claim]:
-    """One finding per row of ``backward_lib.stability.ratios``: does ``a`` move more than
+    """One finding per row of ``backward_lib.analysis.stability.ratios``: does ``a`` move more than
     ``b`` (ratio above 1), decided by the ratio's interval over seeds."""
     out = []
     for r in rows.itertuples():

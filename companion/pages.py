@@ -202,7 +202,12 @@ def _experiment_cost(params: dict[str, Any]) -> float | None:
     if not need <= set(params):
         return None
     names = {f.name for f in fields(experiment.Experiment)}
-    kw = {k: v for k, v in params.items() if k in names and k not in ("device", "chain_batch", "seed")}
+    # the execution path does not change the workload: counted as the sequential engine runs it
+    kw = {
+        k: v
+        for k, v in params.items()
+        if k in names and k not in ("device", "chain_batch", "executor", "seed")
+    }
     kw["forward_every"] = params["record_every"]
     if "switch" in params:
         kw["orders"] = ("forward", f"{params['switch']}:{params['reset_at']}")

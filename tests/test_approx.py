@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 import backward_lib
-from backward_lib import approx, curvature, maps, models, orders, tree
+from backward_lib import maps, models, orders, tree
+from backward_lib.analysis import approx, curvature
 from conftest import make_problem
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import backward_lib
-from backward_lib import agnes, batched, maps, orders
+from backward_lib import batched, maps, orders
+from backward_lib.neighbours import agnes
 from conftest import max_diff
 
 OPTIMIZERS = {

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import curvature, ensemble, maps, models, optim, orders
+from backward_lib import ensemble, maps, models, optim, orders
+from backward_lib.analysis import curvature
 from conftest import make_problem, max_diff
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 import backward_lib as bl
-from backward_lib import agnes, maps, optim, orders
-from backward_lib import twotimescale as tt
+from backward_lib import maps, optim, orders
+from backward_lib.neighbours import agnes
+from backward_lib.neighbours import two_timescale as tt
 from conftest import assert_tree_close, max_diff
 
 # ---------------------------------------------------------------- AGNES

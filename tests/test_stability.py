@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backward_lib import stability
+from backward_lib.analysis import stability
 
 
 def frame(amplitudes: dict[str, float], seeds=(0, 1, 2), steps=range(1, 21)) -> pd.DataFrame:

@@ -12,19 +12,9 @@ from torch import nn
 from torch.func import vmap
 
 import backward_lib as bl
-from backward_lib import (
-    agnes,
-    approx,
-    curvature,
-    ensemble,
-    maps,
-    models,
-    objective,
-    optim,
-    orders,
-    schedule,
-    tree,
-)
+from backward_lib import ensemble, maps, models, objective, optim, orders, schedule, tree
+from backward_lib.analysis import approx, curvature
+from backward_lib.neighbours import agnes
 from conftest import assert_tree_close, max_diff
 
 # ------------------------------------------------------------------ optimizers vs torch.optim

@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backward_lib import approx, experiment, orders, record, tree
+from backward_lib import experiment, orders, record, tree
+from backward_lib.analysis import approx
 from backward_lib.batched import batched_trajectory
 from backward_lib.engine import count_applications
 from backward_lib.probe import NetworkProbe

@@ -71,7 +71,8 @@ import seaborn as sns
 import torch
 
 import backward_lib as bl
-from backward_lib import approx, experiment, maps, models, orders, record, tree
+from backward_lib import experiment, maps, models, orders, record, tree
+from backward_lib.analysis import approx
 from companion import claims, plots, runcard
 
 plots.use_style()

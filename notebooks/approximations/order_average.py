@@ -57,7 +57,8 @@ import pandas as pd
 import torch
 
 import backward_lib as bl
-from backward_lib import approx, data, maps, models, orders, schedule, tree
+from backward_lib import data, maps, models, orders, schedule, tree
+from backward_lib.analysis import approx
 from companion import claims, plots, runcard
 
 plots.use_style()

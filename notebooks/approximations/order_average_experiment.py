@@ -65,7 +65,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from backward_lib import approx, experiment, maps, orders, record
+from backward_lib import experiment, maps, orders, record
+from backward_lib.analysis import approx
 from companion import claims, plots, runcard
 
 plots.use_style()

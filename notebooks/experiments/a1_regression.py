@@ -60,7 +60,8 @@ import torch
 from torch.func import functional_call
 
 import backward_lib as bl
-from backward_lib import experiment, orders, stability
+from backward_lib import experiment, orders
+from backward_lib.analysis import stability
 from companion import claims, plots, runcard
 
 plots.use_style()

@@ -53,7 +53,8 @@ spec = {
 rules = ["record_every <= steps"]
 
 # %%
-from backward_lib import experiment, stability
+from backward_lib import experiment
+from backward_lib.analysis import stability
 from companion import claims, plots, runcard
 
 plots.use_style()

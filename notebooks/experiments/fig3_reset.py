@@ -59,7 +59,8 @@ spec = {
 rules = ["reset_at < steps", "record_every <= steps"]
 
 # %%
-from backward_lib import experiment, stability
+from backward_lib import experiment
+from backward_lib.analysis import stability
 from companion import claims, plots, runcard
 
 plots.use_style()

@@ -88,7 +88,8 @@ import torch
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import agnes, ensemble, maps, models, orders, record, schedule, tree
+from backward_lib import ensemble, maps, models, orders, record, schedule, tree
+from backward_lib.neighbours import agnes
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -179,7 +180,7 @@ def stacked_map(model, opt, xs, ys, sched):
 # $$
 #
 # The network holds $x'_n$ (where gradients are taken) and the optimizer state is $v_n$
-# (`backward_lib.agnes`). torch's Nesterov SGD keeps $b \leftarrow \mu b + g$ and steps
+# (`backward_lib.neighbours.agnes`). torch's Nesterov SGD keeps $b \leftarrow \mu b + g$ and steps
 # $\theta \leftarrow \theta - \text{lr}(g + \mu b)$. By induction $v_{n+1} = -\rho b_n$, and the
 # two coincide exactly when
 #

@@ -80,7 +80,7 @@ from scipy import stats
 
 import backward_lib as bl
 from backward_lib import orders, record
-from backward_lib import twotimescale as tt
+from backward_lib.neighbours import two_timescale as tt
 from companion import claims, plots, runcard
 
 plots.use_style()

@@ -94,7 +94,8 @@ from scipy import stats
 from torch.func import functional_call, vmap
 
 import backward_lib as bl
-from backward_lib import curvature, ensemble, maps, models, optim, orders, schedule
+from backward_lib import ensemble, maps, models, optim, orders, schedule
+from backward_lib.analysis import curvature
 from companion import claims, plots, runcard
 
 plots.use_style()

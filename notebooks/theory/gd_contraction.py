@@ -75,7 +75,8 @@ import torch
 from scipy import stats
 
 import backward_lib as bl
-from backward_lib import curvature, maps, models, orders, record, schedule
+from backward_lib import maps, models, orders, record, schedule
+from backward_lib.analysis import curvature
 from companion import claims, plots, runcard
 
 plots.use_style()

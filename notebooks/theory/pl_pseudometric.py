@@ -73,16 +73,8 @@ import torch
 from torch import nn
 
 import backward_lib as bl
-from backward_lib import (
-    curvature,
-    ensemble,
-    maps,
-    models,
-    optim,
-    orders,
-    record,
-    schedule,
-)
+from backward_lib import ensemble, maps, models, optim, orders, record, schedule
+from backward_lib.analysis import curvature
 from companion import claims, plots, runcard
 
 plots.use_style()

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from . import objective as _objective
-from .objective import Flat, Objective
+from .. import objective as _objective
+from ..objective import Flat, Objective
 
 __all__ = ["FlatLoss", "flat_loss", "hessian", "batch_gradients", "gradient_covariance"]
 

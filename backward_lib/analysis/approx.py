@@ -41,9 +41,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import engine, maps, optim, orders, record, tree
-from .engine import StepMap
-from .objective import Objective
+from .. import engine, maps, optim, orders, record, tree
+from ..engine import StepMap
+from ..objective import Objective
 
 __all__ = [
     "BracketCorrection",

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import StepMap
+from ..engine import StepMap
 
 __all__ = [
     "CODE",

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import torch
 
-from . import optim, tree
-from .optim import GradientTransformation, TraceState
+from .. import optim, tree
+from ..optim import GradientTransformation, TraceState
 
 __all__ = ["agnes", "from_nesterov", "velocity"]
 
