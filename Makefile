@@ -52,7 +52,7 @@ notebooks: venv data
 	BACKWARD_RESULTS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
 # Robustness of every verdict to round-off: re-execute the chapters on the generic kernels
-# (torch default, MKL COMPATIBLE, oneDNN SSE4.1) and compare every verdict line. Not part of
+# (torch's ATEN_CPU_CAPABILITY=default) and compare every verdict line. Not part of
 # `make test` (it doubles its time); run it after changing a chapter or the engine.
 robust:
 	BOOK_NUMERICS=reference $(MAKE) notebooks

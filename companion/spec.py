@@ -1,7 +1,8 @@
 """Parameter specs: each chapter's parameters' types and valid ranges, checked before it runs.
 
 A chapter declares, in a cell tagged ``parameter-spec`` right after its ``parameters`` cell,
-``spec = {name: "spec string", …}`` for every parameter, and optionally ``rules = ["a < b", …]``
+``spec = {name: "spec string", …}`` for every parameter that is not one of the book's shared
+names (:data:`SHARED`, which it may still restrict), and optionally ``rules = ["a < b", …]``
 relating parameters. A spec string reads
 
     spec    := alt (" or " alt)*            any alternative may match (tried in order)
