@@ -58,6 +58,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
@@ -154,12 +155,15 @@ rates = pd.DataFrame(
                            ("ray, 2 workers", "ray_chain_steps_per_s")]
     ]
 )  # fmt: skip
-g = sns.catplot(data=rates, x="executor", y="chain-steps per second", col="workload",
-                      kind="bar", sharey=False, height=2.8, aspect=1.25, color="C0")  # fmt: skip
-g.set_titles("{col_name}")
-g.set_xticklabels(rotation=15, ha="right")
-g.set_xlabels("")
-g.fig.suptitle("Map applications per second, by executor", y=1.04)
+fig, axes = plt.subplots(1, len(runs), figsize=(plots.WIDTH, 2.8))
+for ax, (name, part) in zip(axes, rates.groupby("workload", sort=False), strict=True):
+    sns.barplot(data=part, x="executor", y="chain-steps per second", color="C0", ax=ax)
+    ax.set_title(name)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelrotation=15)
+fig.suptitle("Map applications per second, by executor")
+fig.tight_layout()
+
 # %% [markdown]
 # Where the sequential engine's time goes on the MLP (torch.profiler, self CPU time; the
 # profiler inflates small products, so the ranking is what to read):

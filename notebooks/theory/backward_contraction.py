@@ -420,7 +420,10 @@ fail = pd.concat(
 )
 log_case = f"(d) ‖b_n‖ = {fail_growth:g}ⁿ"  # increments up to 1e300: beyond a log axis
 shown = fail.assign(  # so (d) is drawn as log₁₀ of the increment, on a linear axis
-    value=fail["value"].where(fail["case"] != log_case, np.log10(fail["value"]))
+    value=fail["value"].where(  # log of case (d)'s rows only: other cases reach 0
+        fail["case"] != log_case,
+        np.log10(fail["value"].where(fail["case"] == log_case)),
+    )
 )
 fig = plots.curves(shown, "increment", row="case", hue="order", logy=True, height=1.5)
 for ax, case in zip(fig.axes, sorted(growth), strict=True):  # panels sorted by case
