@@ -161,7 +161,7 @@ for ax, (name, part) in zip(axes, rates.groupby("workload", sort=False), strict=
     ax.set_title(name)
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelrotation=15)
-fig.suptitle("Map applications per second, by executor")
+_ = fig.suptitle("Map applications per second, by executor")
 
 # %% [markdown]
 # Where the sequential engine's time goes on the MLP (torch.profiler, self CPU time; the
