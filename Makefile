@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 LINTED := backward_lib companion tests notebooks benchmarks conftest.py
 
-.PHONY: book test venv data browser-deps lint imports unit notebooks robust check html browser clean
+.PHONY: book test venv data browser-deps lint imports unit verify notebooks robust check html browser clean
 
 venv: $(READY)
 
@@ -46,16 +46,28 @@ imports: venv
 unit: venv data
 	$(PY) -m pytest tests -q --ignore=tests/browser
 
-# Re-execute the published chapters and compare their claim cells (# NBVAL_CHECK_OUTPUT).
-# A fresh results store: every experiment is recomputed, not loaded from an earlier run.
+# The results store (results/, committed): current, complete, and a seeded sample of its
+# recorded steps recomputed from scratch (`python -m companion verify --all`: every step).
+verify: venv data
+	$(PY) -m companion verify
+
+# Re-execute the published chapters and compare their claim cells (# NBVAL_CHECK_OUTPUT). The
+# chapters load their experiments from a copy of the committed store (verified above), so this
+# re-executes every chapter without retraining.
 notebooks: venv data
-	BACKWARD_RESULTS=$$(mktemp -d) MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
+	d=$$(mktemp -d) && cp -r results/. $$d/ && \
+	BACKWARD_RESULTS=$$d MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
 # Robustness of every verdict to round-off: re-execute the chapters on the generic kernels
-# (torch's ATEN_CPU_CAPABILITY=default) and compare every verdict line. Not part of
-# `make test` (it doubles its time); run it after changing a chapter or the engine.
-robust:
-	BOOK_NUMERICS=reference $(MAKE) notebooks
+# (torch's ATEN_CPU_CAPABILITY=default) with every experiment recomputed, and compare every
+# verdict line. Not part of `make test`: at the book's scale it retrains everything (hours), so
+# its results go to a store of their own, results-reference/ (git-ignored), and a killed run
+# resumes there. Run it after changing a chapter or the engine. To fill that store first, in
+# the background on both cores: BOOK_NUMERICS=reference BACKWARD_RESULTS=results-reference
+# .venv/bin/python -m companion run --executor ray --out /tmp/robust
+robust: venv data
+	BOOK_NUMERICS=reference BACKWARD_RESULTS=$(CURDIR)/results-reference MPLBACKEND=Agg \
+	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
 check: venv
 	$(PY) -m companion check
@@ -68,7 +80,7 @@ html: venv
 browser: html browser-deps
 	$(PY) -m pytest -p no:cacheprovider tests/browser -q
 
-test: lint unit notebooks check html browser
+test: lint unit verify notebooks check html browser
 
 clean:
 	rm -rf _build

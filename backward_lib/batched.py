@@ -69,15 +69,13 @@ def batched_trajectory(
     steps: int | Iterable[int],
     *,
     group: int = 16,
-    network: object = None,
     on_apply: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, Params]]:
     """Like :func:`backward_lib.engine.trajectory`, running chains in groups of ``group``.
 
     ``T`` is the :class:`~backward_lib.maps.NetworkMap` of :func:`backward_lib.maps.network`;
-    its pure step is what runs, vmapped. ``network`` (the old 6-tuple of T's pieces) is
-    accepted and ignored, so older callers keep working. Chains that extend the previous one
-    (forward) gain nothing from batching and run through the sequential engine.
+    its pure step is what runs, vmapped. Orders whose chains extend the previous one (forward)
+    gain nothing from batching and are refused: run them with the sequential engine.
     """
     T = _network_map(T)
     if group < 1:

@@ -9,35 +9,46 @@ killed resumes where it stopped and a rerun with the same configuration only loa
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from . import data, maps, models, orders, record, schedule
+from . import data, maps, models, orders, provenance, record, schedule
 from .batched import batched_trajectory
-from .device import device_name
 from .engine import count_applications, trajectory
 from .probe import NetworkProbe
 from .store import Store
 
 __all__ = [
+    "CODE",
     "DATASETS",
     "EXECUTORS",
     "Experiment",
     "Prepared",
-    "card",
+    "effective_spec",
     "frame",
+    "from_config",
     "grid",
+    "iterates",
+    "local_iterates",
+    "measure",
+    "needs",
+    "open_store",
     "plan",
+    "shared",
+    "stored_orders",
+    "copy_shared",
     "prepare",
     "run",
     "run_seeds",
     "select",
     "step_rows",
     "store_config",
-    "workload",
 ]
 
 DATASETS = (
@@ -48,6 +59,10 @@ DATASETS = (
     "regression:oscillating",
     "regression:kinked",
 )
+# What computed the stored results: this module and every library module it imports (the key of
+# the results store, so a change to any of them makes stored results stale; see provenance)
+CODE = provenance.digest(__name__)
+
 # How the chains run: one process, chains batched with vmap (groups of chain_batch), or Ray workers
 EXECUTORS = ("sequential", "batched", "ray")
 
@@ -60,9 +75,8 @@ class Experiment:
     ``executor`` picks how the chains run: ``sequential`` (one process, the reference),
     ``batched`` (chains advanced together with vmap in groups of ``chain_batch`` > 1) or ``ray``
     (blocks of recorded steps on Ray workers, :mod:`backward_lib.ray_executor`; with
-    ``chain_batch`` > 1 each worker batches its chains too). For compatibility ``chain_batch`` > 1
-    with the default ``sequential`` means ``batched``, as it did before ``executor`` existed;
-    ``batched`` with ``chain_batch`` 1 is an error (there would be nothing to batch).
+    ``chain_batch`` > 1 each worker batches its chains too). ``sequential`` with ``chain_batch``
+    > 1 and ``batched`` with ``chain_batch`` 1 are errors: one says to batch and the other not.
     """
 
     dataset: str = "fashion_mnist"  # fashion_mnist | cifar10 | cifar100 | regression:<name>
@@ -76,8 +90,11 @@ class Experiment:
     batch_size: int = 8
     steps: int = 2000
     orders: tuple[str, ...] = ("forward", "backward")  # order specs, see orders.parse
-    record_every: int = 1  # grid of recorded steps for chained orders
+    record_every: int = 1  # grid of recorded steps for chained orders (the anchors)
     forward_every: int = 1  # grid for forward (one pass, so it can be dense)
+    anchor_offsets: tuple[int, ...] = ()  # chained orders also record a + k for each anchor a
+    lags: tuple[int, ...] = ()  # movement also measured from the iterate k steps back, if recorded
+    bn_stats: int = 0  # BatchNorm: metrics again with statistics recomputed on this many examples
     seed: int = 0  # model init, batch schedule and evaluation subsets
     train_size: int = 0  # training examples used (0: all)
     train_eval: int = 1000  # fixed training subset for the training loss
@@ -89,6 +106,9 @@ class Experiment:
     extra: tuple[tuple[str, Any], ...] = field(default=())  # optimizer keyword arguments
 
     def __post_init__(self) -> None:
+        for name in ("orders", "anchor_offsets", "lags"):
+            if isinstance(getattr(self, name), list):  # as YAML and JSON give them
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in (
             "steps",
             "batch_size",
@@ -101,6 +121,16 @@ class Experiment:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("anchor_offsets", "lags"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or any(
+                isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in value
+            ):
+                raise ValueError(f"{name} must be a tuple of positive integers, got {value!r}")
+        if not isinstance(self.bn_stats, int) or not 0 <= self.bn_stats <= self.train_eval:
+            raise ValueError(
+                f"bn_stats must be an integer in 0..train_eval = 0..{self.train_eval}, got {self.bn_stats!r}"
+            )
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.dataset not in DATASETS:
@@ -114,7 +144,10 @@ class Experiment:
         if self.executor not in EXECUTORS:
             raise ValueError(f"executor: unknown executor {self.executor!r}; choose one of {EXECUTORS}")
         if self.executor == "sequential" and self.chain_batch > 1:
-            object.__setattr__(self, "executor", "batched")  # what chain_batch > 1 has always meant
+            raise ValueError(
+                f"chain_batch: {self.chain_batch} chains per group needs executor 'batched' or 'ray'"
+                " (the sequential executor runs one chain at a time)"
+            )
         if self.executor == "batched" and self.chain_batch == 1:
             raise ValueError("executor: 'batched' needs chain_batch > 1 (the number of chains per group)")
 
@@ -202,75 +235,217 @@ def prepare(exp: Experiment, *, selected: tuple | None = None) -> Prepared:
         (xe, ye),
         (xt, yt),
         classification=classification,
+        lags=exp.lags,
+        bn_stats=exp.bn_stats,
     )
     return Prepared(exp, used, model, maps.params_of(model), T, probe, x, y)
 
 
 def grid(exp: Experiment, spec: str) -> list[int]:
-    """Recorded steps of one order: dense for forward, ``record_every`` otherwise (plus resets)."""
-    every = exp.forward_every if spec == "forward" else exp.record_every
-    steps = set(record.every(every, exp.steps))
+    """Recorded steps of one order: dense for forward; for chained orders the anchors (every
+    ``record_every``) and each anchor + ``anchor_offsets``; plus a reset's r and r + 1."""
+    if spec == "forward":
+        steps = set(record.every(exp.forward_every, exp.steps))
+    else:
+        anchors = record.every(exp.record_every, exp.steps)
+        steps = set(anchors) | {a + k for a in anchors for k in exp.anchor_offsets if a + k <= exp.steps}
     order = orders.parse(spec)
     if order.reset_at is not None:
         steps |= {order.reset_at, min(order.reset_at + 1, exp.steps)}
     return sorted(steps)
 
 
-def workload(exp: Experiment) -> dict[str, int]:
-    """What one seed of ``exp`` costs, counted without training: map applications over all
-    orders, examples evaluated at the recorded steps, the model's parameter count, and
-    ``cost`` = parameters × (3 × batch × applications + evaluated), in multiply-adds up to a
-    constant (a training step is about three forward passes of its batch).
+def needs(exp: Experiment, spec: str) -> dict[int, set[int]]:
+    """For each recorded step, the recorded steps the probe must see before it in the same pass:
+    the grid step before it (``increment``, …) and the step ``k`` back for each of ``lags``."""
+    steps = grid(exp, spec)
+    on = set(steps)
+    return {
+        s: ({steps[i - 1]} if i else set()) | {s - k for k in exp.lags if s - k in on}
+        for i, s in enumerate(steps)
+    }
 
-    Ratios of ``cost`` between two settings of one chapter extrapolate a measured wall time;
-    the constant, the device and the chain batching are what such a ratio leaves out.
+
+def iterates(
+    prep: Prepared, spec: str, steps: list[int], *, on_apply: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """(n, θ) for order ``spec`` at ``steps``, from the executor that ``prep.exp`` names.
+
+    The one entry point to the executors: the sequential engine; chains advanced together in
+    groups of ``chain_batch`` (``batched``, for orders whose chains share no work; forward and
+    shared prefixes stay sequential, where batching gains nothing); or Ray workers (``ray``,
+    iterates only: :func:`run` streams Ray's recorded steps to the store instead).
     """
-    applications = sum(count_applications(orders.parse(s), grid(exp, s)) for s in exp.orders)
-    evaluated = sum(len(grid(exp, s)) for s in exp.orders) * (exp.train_eval + exp.test_eval)
-    if exp.dataset.startswith("regression:"):
-        in_shape, classes = (1,), 1
-    elif exp.model == "mlp" and exp.dataset == "fashion_mnist":
-        in_shape, classes = (1, 28, 28), 10
+    if prep.exp.executor == "ray":
+        from . import ray_executor
+
+        yield from ray_executor.iterates(prep.exp, spec, steps).items()
     else:
-        in_shape, classes = (3, 32, 32), 100 if exp.dataset == "cifar100" else 10
-    model = models.get(exp.model, in_shape=in_shape, num_classes=classes, width=exp.width,
-                       depth=exp.depth, hidden=exp.hidden, init=exp.init, seed=exp.seed)  # fmt: skip
-    parameters = sum(p.numel() for p in model.parameters())
-    cost = parameters * (3 * exp.batch_size * applications + evaluated)
-    return {"applications": applications, "evaluated": evaluated, "parameters": parameters, "cost": cost}
+        yield from local_iterates(prep, spec, steps, on_apply=on_apply)
 
 
-def _iterate(prep: Prepared, spec: str, steps: list[int], on_apply):
-    """The sequential engine, or chain batching where chains share no work."""
+def local_iterates(
+    prep: Prepared, spec: str, steps: list[int], *, on_apply: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    """The in-process part of :func:`iterates` (also what each Ray worker runs): chains in
+    groups of ``chain_batch`` where it is > 1 and they share no work, else the sequential engine."""
     order, exp = orders.parse(spec), prep.exp
-    # chain_batch > 1: executor "batched", or "ray" with each worker batching its own chains
     if exp.chain_batch > 1 and order.name in ("backward", "reset", "window"):
         return batched_trajectory(prep.T, prep.theta0, order, steps, group=exp.chain_batch, on_apply=on_apply)
     return trajectory(prep.T, prep.theta0, order, steps, on_apply=on_apply)
 
 
 def store_config(exp: Experiment) -> dict[str, Any]:
-    """The configuration that keys ``exp``'s results: the execution path is left out.
+    """The configuration that keys ``exp``'s results: the execution path and the orders left out.
 
-    ``device`` and ``chain_batch`` read ``any``; ``executor`` is dropped, so results stored
-    before that field existed keep their key.
+    ``device`` and ``chain_batch`` read ``any``; ``executor`` and ``orders`` are dropped: one
+    store file holds every order ever run on one configuration and seed, so chapters that share
+    a configuration (Fig. 3, A.2 and A.6 share the MLP's) share its forward run and its chains.
     """
     cfg = {**asdict(exp), "device": "any", "chain_batch": "any"}
-    del cfg["executor"]
+    del cfg["executor"], cfg["orders"]
     return cfg
 
 
-def plan(exp: Experiment, spec: str, done: set[int]) -> tuple[list[int], list[int]]:
+def from_config(config: dict[str, Any], **execution: Any) -> Experiment:
+    """The :class:`Experiment` whose :func:`store_config` is ``config`` (a store file's header),
+    with ``orders`` and run as ``execution`` says (``device``, ``chain_batch``, ``executor``;
+    default the CPU's sequential engine)."""
+    names = {f.name for f in fields(Experiment)}
+    unknown = sorted(set(config) - names)  # a store header has no orders: ``execution`` gives them
+    if unknown:
+        raise ValueError(f"config: fields {unknown} are not Experiment fields")
+    run_only = ("device", "chain_batch")  # "any" in the store's key
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items() if k not in run_only}
+    kw["extra"] = tuple(tuple(pair) for pair in config.get("extra", ()))
+    return Experiment(**{**kw, **execution})
+
+
+def effective_spec(spec: str, last: int) -> str:
+    """The spec to run a pass ending at ``last`` with: before its switch step r a reset (or
+    delayed) order's chains are plain backward (forward) chains, and the engine refuses a reset
+    order whose steps all come before r."""
+    order = orders.parse(spec)
+    if order.reset_at is not None and last <= order.reset_at:
+        return "backward" if order.backward_before else "forward"
+    return spec
+
+
+def measure(exp: Experiment, spec: str, steps: list[int]) -> dict[int, dict[str, float]]:
+    """The probe's values at ``steps`` of order ``spec``, computed from scratch: nothing read
+    from or written to a store (the steps each one :func:`needs` are evaluated too)."""
+    need = needs(exp, spec)
+    bad = sorted(set(steps) - set(need))
+    if bad:
+        raise ValueError(f"steps: {bad} are not recorded steps of {spec!r}")
+    evaluate = sorted(set(steps).union(*(need[s] for s in steps)))
+    out = {}
+    with one_thread():
+        prep = prepare(exp)
+        prep.probe.reset()
+        for n, theta in iterates(prep, effective_spec(spec, evaluate[-1]), evaluate):
+            values = prep.probe(theta, n)
+            if n in steps:
+                out[n] = values
+    return out
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Compute with one thread, as the Ray workers do: a reduction split over two threads rounds
+    differently, and the store should hold the same bits whichever executor filled it (at batch
+    8 a second thread barely speeds up a step; two workers use two cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def open_store(exp: Experiment, root: str | Path | None = None) -> Store:
+    """``exp``'s results in the store at ``root`` (default: ``results/``), keyed by its
+    configuration and :data:`CODE`."""
+    return Store(store_config(exp), root, code=CODE)
+
+
+def _signature(exp: Experiment, spec: str, n: int, steps: list[int], on: set[int]) -> tuple:
+    """What the probe's values at recorded step ``n`` of ``spec`` are computed from: the chain
+    of n, that of the recorded step before it, and those of its lagged steps."""
+    order = orders.parse(spec)
+    i = steps.index(n)
+    prev = order.chain(steps[i - 1]) if i else None
+    lagged = tuple((k, order.chain(n - k)) for k in exp.lags if n - k in on)
+    return order.chain(n), prev, lagged
+
+
+def shared(exp: Experiment, stored: dict[str, set[int]] | None = None) -> dict[str, dict[int, str]]:
+    """Per order, the recorded steps whose values another order computes too: the same chains,
+    from the same start, with the same chains before them (orders are data, so this is a
+    comparison, not a guess). E.g. ``reset:1000`` before step 1000 is ``backward``.
+
+    The donor is an order the store holds already (``stored``: order → done steps, for orders
+    of other chapters on the same configuration) where that step is done, else an earlier order
+    of ``exp``. Those steps are computed once and copied (:func:`copy_shared`).
+    """
+    out: dict[str, dict[int, str]] = {}
+    seen: list[tuple[str, dict[int, tuple], set[int] | None]] = []
+
+    def signatures(spec: str) -> dict[int, tuple]:
+        steps = grid(exp, spec)
+        on = set(steps)
+        return {n: _signature(exp, spec, n, steps, on) for n in steps}
+
+    for spec, done in (stored or {}).items():
+        if spec not in exp.orders and done:
+            seen.append((spec, signatures(spec), done))
+    for spec in exp.orders:
+        sig = signatures(spec)
+        out[spec] = {}
+        for n in sig:
+            able = (d for d, other, done in seen if other.get(n) == sig[n] and (done is None or n in done))
+            donor = next(able, None)
+            if donor is not None:
+                out[spec][n] = donor
+        seen.append((spec, sig, None))
+    return out
+
+
+def stored_orders(store: Store) -> dict[str, set[int]]:
+    """Every order the store holds, with its done steps (the donors :func:`shared` may use)."""
+    return {spec: store.done_steps(spec) for spec in store.orders()}
+
+
+def copy_shared(exp: Experiment, store: Store) -> None:
+    """Store, for each order, the values of the steps another order computed (:func:`shared`)."""
+    for spec, donors in shared(exp, stored_orders(store)).items():
+        done = store.done_steps(spec)
+        cache: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        for n, donor in sorted(donors.items()):
+            if n in done:
+                continue
+            if donor not in cache:
+                rows: dict[int, list[dict[str, Any]]] = {}
+                for r in store.rows(donor):
+                    rows.setdefault(r["step"], []).append({**r, "order": spec})
+                cache[donor] = rows
+            if n in cache[donor]:
+                store.append(spec, cache[donor][n])
+
+
+def plan(
+    exp: Experiment, spec: str, done: set[int], stored: dict[str, set[int]] | None = None
+) -> tuple[list[int], list[int]]:
     """(steps to evaluate, steps to record) for order ``spec`` when ``done`` are stored already.
 
-    The rule: every recorded step not yet done is evaluated together with the grid step before
-    it, so the probe measures its increments from the previous recorded iterate exactly as an
-    uninterrupted run does, even where the stored steps have gaps (a killed Ray run leaves them).
+    The rule: every recorded step not yet done, and not computed by another order
+    (:func:`shared`, with the orders ``stored`` already), is evaluated together with the steps
+    it :func:`needs`, so the probe measures its movements exactly as an uninterrupted run does,
+    even where the stored steps have gaps (a killed Ray run leaves them).
     """
-    steps = grid(exp, spec)
-    todo = [s for i, s in enumerate(steps) if s not in done]
-    before = {steps[i - 1] for i, s in enumerate(steps) if i and s not in done}
-    return sorted(set(todo) | before), todo
+    need, copied = needs(exp, spec), shared(exp, stored)[spec]
+    todo = [s for s in need if s not in done and s not in copied]
+    return sorted(set(todo).union(*(need[s] for s in todo))), todo
 
 
 def step_rows(exp: Experiment, spec: str, n: int, values: dict[str, float]) -> list[dict[str, Any]]:
@@ -304,17 +479,18 @@ def frame(exp: Experiment, store: Store) -> pd.DataFrame:
 def run(exp: Experiment, *, progress: bool = True, root: str | None = None) -> tuple[pd.DataFrame, Prepared]:
     """Records of every order of ``exp`` (tidy: order, seed, step, metric, value, diverged).
 
-    ``exp.executor`` decides where the chains run; the table is the same for each.
+    ``exp.executor`` decides where the chains run; the table is the same for each. Everything
+    is computed with one thread (:func:`one_thread`), in this process and on the Ray workers.
     """
     if exp.executor == "ray":
         from . import ray_executor
 
         return ray_executor.run(exp, progress=progress, root=root)
     prep = prepare(exp)
-    store = Store(store_config(exp), root)
-    plans = {}
+    store = open_store(exp, root)
+    plans, stored = {}, stored_orders(store)
     for spec in exp.orders:
-        evaluate, todo = plan(exp, spec, store.done_steps(spec))
+        evaluate, todo = plan(exp, spec, store.done_steps(spec), stored)
         if todo:
             plans[spec] = (evaluate, set(todo))
     bar = None
@@ -324,16 +500,18 @@ def run(exp: Experiment, *, progress: bool = True, root: str | None = None) -> t
         total = sum(count_applications(orders.parse(s), p[0]) for s, p in plans.items())
         bar = tqdm(total=total, unit="step", desc=f"seed {exp.seed}", mininterval=2.0)
     try:
-        for spec, (evaluate, todo) in plans.items():
-            prep.probe.reset()
-            on_apply = bar.update if bar is not None else None
-            for n, theta in _iterate(prep, spec, evaluate, on_apply):
-                values = prep.probe(theta)
-                if n in todo:
-                    store.append(spec, step_rows(exp, spec, n, values))
+        with one_thread():
+            for spec, (evaluate, todo) in plans.items():
+                prep.probe.reset()
+                on_apply = bar.update if bar is not None else None
+                for n, theta in iterates(prep, spec, evaluate, on_apply=on_apply):
+                    values = prep.probe(theta, n)
+                    if n in todo:
+                        store.append(spec, step_rows(exp, spec, n, values))
     finally:
         if bar is not None:
             bar.close()
+    copy_shared(exp, store)
     return frame(exp, store), prep
 
 
@@ -360,23 +538,3 @@ def run_seeds(
         runs = [run(e, progress=progress) for e in exps]
     table = pd.concat([r[0] for r in runs], ignore_index=True)
     return table, runs[0][1], time.perf_counter() - t0
-
-
-def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:
-    """Run-card rows describing what an experiment actually ran."""
-    e = prep.exp
-    n_params = sum(p.numel() for p in prep.model.parameters())
-    size = (
-        f"MLP {e.depth}×{round(e.hidden * e.width)}" if e.model == "mlp" else f"{e.model}, width ×{e.width}"
-    )
-    return {
-        "data": f"{prep.data_used}; {len(prep.x)} training examples, {e.test_eval} test examples evaluated",
-        "model": f"{size} ({n_params:,} parameters), init {e.init if e.model == 'mlp' else 'torchvision'}",
-        "training": f"{e.optimizer}, lr {e.lr}, batch {e.batch_size}, {e.steps} steps",
-        "orders": ", ".join(e.orders) + f"; recorded every {e.record_every} step(s)",
-        "seeds": ", ".join(map(str, seeds)),
-        "device": device_name(e.device)
-        + (f", {e.chain_batch} chains per batch" if e.chain_batch > 1 else "")
-        + (", Ray workers" if e.executor == "ray" else ""),
-        "compute": f"{seconds:.0f} s for the runs (less when loaded from results/)",
-    }

@@ -1,9 +1,9 @@
 """The ``ray`` executor: the recorded steps of an experiment as blocks on Ray workers.
 
 The plan is data (:class:`Block`). For each order the recorded steps still to do (from the
-store) are cut into blocks of consecutive recorded steps; a block carries its warm steps (the
-recorded step before each of its steps, see :func:`backward_lib.experiment.plan`), so the probe
-measures increments, prediction and logit changes exactly as the sequential run does. A cut is
+store) are cut into blocks of consecutive recorded steps; a block carries its warm steps (those
+each of its steps needs before it, :func:`backward_lib.experiment.needs`), so the probe measures
+increments, prediction and logit changes exactly as the sequential run does. A cut is
 made only between steps whose chains share no work (backward, reset after r, window): an order
 whose chains extend each other (forward; delayed before its switch) stays one block, one
 prefix-shared pass, and runs concurrently with the others. Blocks are sized by their map
@@ -40,7 +40,22 @@ import torch
 
 from . import orders
 from .engine import _Runner, count_applications
-from .experiment import Experiment, Prepared, _iterate, frame, plan, prepare, select, step_rows, store_config
+from .experiment import (
+    Experiment,
+    Prepared,
+    copy_shared,
+    effective_spec,
+    frame,
+    local_iterates,
+    needs,
+    open_store,
+    plan,
+    prepare,
+    select,
+    step_rows,
+    store_config,
+    stored_orders,
+)
 from .orders import Order
 from .store import Store, config_key
 
@@ -66,25 +81,13 @@ class Block:
     record: tuple[int, ...]
     cost: int  # map applications of the pass
 
-    def rest(self, left: set[int]) -> Block:
-        """The block that still has to report ``left``: each with the step evaluated before it."""
-        keep = set(left)
-        for i, s in enumerate(self.steps):
-            if s in left and i:
-                keep.add(self.steps[i - 1])  # the warm step of s (its grid predecessor)
+    def rest(self, left: set[int], need: dict[int, set[int]]) -> Block:
+        """The block that still has to report ``left``: each with the steps it needs before it
+        (:func:`backward_lib.experiment.needs`; empty when nothing is probed)."""
+        keep = set(left).union(*(need.get(s, set()) for s in left))
         steps = tuple(sorted(keep))
-        cost = count_applications(orders.parse(_effective(self.spec, steps[-1])), steps)
+        cost = count_applications(orders.parse(effective_spec(self.spec, steps[-1])), steps)
         return Block(self.exp, self.spec, steps, tuple(sorted(left)), cost)
-
-
-def _effective(spec: str, last: int) -> str:
-    """The spec to run a block ending at ``last`` with: before its switch step r a reset (or
-    delayed) order's chains are plain backward (forward) chains, and the engine refuses a reset
-    order whose steps all come before r."""
-    order = orders.parse(spec)
-    if order.reset_at is not None and last <= order.reset_at:
-        return "backward" if order.backward_before else "forward"
-    return spec
 
 
 def _shares(order: Order, m: int, n: int) -> bool:
@@ -94,26 +97,30 @@ def _shares(order: Order, m: int, n: int) -> bool:
 
 
 def cut(
-    order: Order, evaluate: list[int], record: list[int], target: int, *, warm: bool = True
+    order: Order, record: list[int], target: int, need: dict[int, set[int]] | None = None
 ) -> list[tuple[list[int], list[int], int]]:
-    """Cut one order's plan into (steps, record, cost) blocks of about ``target`` applications.
+    """Cut one order's recorded steps into (steps, record, cost) blocks of about ``target``
+    applications.
 
-    ``evaluate`` ⊇ ``record`` as :func:`backward_lib.experiment.plan` gives them. A block ends
-    once its cost reaches ``target`` and the next recorded step's chain shares no work with its
-    last one; the next block starts at that step's warm step (the evaluated step before it)
-    when ``warm`` (nothing is probed otherwise, so nothing needs it).
+    A block ends once its cost reaches ``target`` and the next recorded step's chain shares no
+    work with its last one. Each block evaluates, with its recorded steps, the steps ``need``
+    says they need before them in the same pass (:func:`backward_lib.experiment.needs`: the
+    grid step before, the lagged ones); without ``need`` nothing is probed, so nothing is.
     """
-    before = {}  # recorded step -> the evaluated step just before it
-    for i, s in enumerate(evaluate):
-        if i and warm:
-            before[s] = evaluate[i - 1]
+    need = need or {}
     out: list[tuple[list[int], list[int], int]] = []
     steps: list[int] = []
     rec: list[int] = []
     runner = _Runner(None, None)  # a dry run counts applications as the real pass will make them
     for j, s in enumerate(record):
-        for t in (before.get(s), s):
-            if t is not None and (not steps or t > steps[-1]):
+        new = sorted((need.get(s, set()) | {s}) - set(steps))
+        if steps and new[0] < steps[-1]:  # a lagged step from before the block: count afresh
+            steps = sorted({*steps, *new})
+            runner = _Runner(None, None)
+            for t in steps:
+                runner.evaluate(order.chain(t))
+        else:
+            for t in new:
                 steps.append(t)
                 runner.evaluate(order.chain(t))
         rec.append(s)
@@ -131,17 +138,17 @@ def blocks(exps: list[Experiment], stores: list[Store], workers: int) -> list[Bl
     plans = []
     for i, (exp, store) in enumerate(zip(exps, stores, strict=True)):
         for spec in exp.orders:
-            evaluate, todo = plan(exp, spec, store.done_steps(spec))
+            evaluate, todo = plan(exp, spec, store.done_steps(spec), stored_orders(store))
             if todo:
                 order = orders.parse(spec)
-                cost = count_applications(orders.parse(_effective(spec, evaluate[-1])), evaluate)
-                plans.append((i, spec, order, evaluate, todo, cost))
+                cost = count_applications(orders.parse(effective_spec(spec, evaluate[-1])), evaluate)
+                plans.append((i, spec, order, needs(exp, spec), todo, cost))
     total = sum(p[-1] for p in plans)
     target = max(1, total // (workers * BLOCKS_PER_WORKER))
     out = [
         Block(i, spec, tuple(steps), tuple(rec), cost)
-        for i, spec, order, evaluate, todo, _ in plans
-        for steps, rec, cost in cut(order, evaluate, todo, target)
+        for i, spec, order, need, todo, _ in plans
+        for steps, rec, cost in cut(order, todo, target, need)
     ]
     return sorted(out, key=lambda b: -b.cost)  # largest first: the last blocks fill the gaps
 
@@ -189,9 +196,9 @@ class _Worker:
         prep = self._prepare(exp, data)
         prep.probe.reset()
         record_set = set(record)
-        for n, theta in _iterate(prep, _effective(spec, steps[-1]), list(steps), None):
+        for n, theta in local_iterates(prep, effective_spec(spec, steps[-1]), list(steps)):
             if probe:
-                values = prep.probe(theta)  # every step: the next one's increments need it
+                values = prep.probe(theta, n)  # every step: later ones' movements need it
                 if n in record_set:
                     yield n, values, os.getpid()
             elif n in record_set:
@@ -341,7 +348,7 @@ def _execute(
                         raise RuntimeError(
                             f"block {b.spec} steps {sorted(left)}: worker died {MAX_RETRIES + 1} times"
                         ) from err
-                    pending.insert(0, b.rest(left))
+                    pending.insert(0, b.rest(left, needs(exps[b.exp], b.spec) if probe else {}))
                     event(
                         "lost",
                         {"exp": b.exp, "order": b.spec, "steps": sorted(left), "error": type(err).__name__},
@@ -405,7 +412,7 @@ def run_many(
     """
     if not exps:
         raise ValueError("exps must name at least one experiment")
-    stores = [Store(store_config(e), root) for e in exps]
+    stores = [open_store(e, root) for e in exps]
     actors = pool(workers, gpus=_gpus(exps, gpus), address=address)
     plan_ = blocks(exps, stores, len(actors))
     refs, loaded = _data_refs(exps)
@@ -425,6 +432,8 @@ def run_many(
     finally:
         if bar is not None:
             bar.close()
+    for e, s in zip(exps, stores, strict=True):
+        copy_shared(e, s)
     return [(frame(e, s), prepare(e, selected=d)) for e, s, d in zip(exps, stores, loaded, strict=True)]
 
 
@@ -461,7 +470,7 @@ def iterates(
     actors = pool(workers, gpus=_gpus([exp], gpus), address=address)
     target = max(1, count_applications(order, steps) // (len(actors) * BLOCKS_PER_WORKER))
     plan_ = sorted(
-        (Block(0, spec, tuple(s), tuple(r), c) for s, r, c in cut(order, steps, steps, target, warm=False)),
+        (Block(0, spec, tuple(s), tuple(r), c) for s, r, c in cut(order, steps, target)),
         key=lambda b: -b.cost,
     )
     refs, _ = _data_refs([exp])

@@ -65,6 +65,8 @@ class Claim:
     low: float | None = None  # the interval's ends, for "above"/"below"
     high: float | None = None
     level: float | None = None
+    same_as: str | None = None  # the same computation as a finding of this source: counted once
+    counted: bool = True  # False: reported, but not evidence (e.g. networks that never trained)
 
     @property
     def verdict(self) -> str:
@@ -148,11 +150,15 @@ def interval(
     threshold: float,
     side: str = "above",
     level: float = 0.95,
+    same_as: str | None = None,
+    counted: bool = True,
 ) -> Claim:
     """The paper's claim "the quantity is ``side`` ``threshold``" as a finding measured over
     seeds: ``mean`` with its two-sided ``level`` interval [``low``, ``high``]. AGREES when the
     interval excludes the threshold on the paper's side, DISAGREES when it excludes it on the
-    other side, INCONCLUSIVE when it contains the threshold or does not exist (NaN ends)."""
+    other side, INCONCLUSIVE when it contains the threshold or does not exist (NaN ends).
+    ``same_as`` names the source of a finding that is the same computation (shown, counted once);
+    ``counted=False`` reports a finding that is not evidence (its chapter says why)."""
     if side not in ("above", "below"):
         raise ValueError(f"side must be 'above' or 'below', got {side!r}")
     if not 0 < level < 1:
@@ -160,16 +166,40 @@ def interval(
     low, high = float(low), float(high)
     if math.isfinite(low) and math.isfinite(high) and low > high:
         raise ValueError(f"low must be ≤ high, got [{low}, {high}]")
-    return Claim(source, statement, float(mean), float(threshold), side, 0.0, "finding", low, high, level)
+    return Claim(
+        source,
+        statement,
+        float(mean),
+        float(threshold),
+        side,
+        0.0,
+        "finding",
+        low,
+        high,
+        level,
+        same_as,
+        counted,
+    )
 
 
-def ratio_findings(rows, source: str, a: str = "forward", b: str = "backward") -> list[Claim]:
+def ratio_findings(
+    rows,
+    source: str,
+    a: str = "forward",
+    b: str = "backward",
+    *,
+    same_as: str | None = None,
+    counted: bool = True,
+) -> list[Claim]:
     """One finding per row of ``backward_lib.analysis.stability.ratios``: does ``a`` move more than
-    ``b`` (ratio above 1), decided by the ratio's interval over seeds."""
+    ``b`` (ratio above 1), decided by the ratio's interval over seeds. ``same_as``: these are
+    the same computation as that source's findings (counted once on the claims page)."""
     out = []
     for r in rows.itertuples():
         statement = f"{r.window}: {r.measure}, {a}/{b} > 1 ({r.seeds} seed{'s' * (r.seeds != 1)})"
-        out.append(interval(source, statement, r.mean, r.low, r.high, 1.0, "above"))
+        out.append(
+            interval(source, statement, r.mean, r.low, r.high, 1.0, "above", same_as=same_as, counted=counted)
+        )
     return out
 
 
@@ -215,7 +245,9 @@ def check(claims: list[Claim]) -> None:
     if not claims:
         raise ValueError("check needs at least one claim")
     for c in claims:
-        print(f"{_verdict(c)}  [{c.source}] {c.statement}  ({c.criterion})")
+        again = f"; the same computation as {c.same_as}'s" if c.same_as else ""
+        again += "; not counted as evidence" if not c.counted else ""
+        print(f"{_verdict(c)}  [{c.source}] {c.statement}  ({c.criterion}{again})")
     checks = [c for c in claims if c.kind == "check"]
     findings = [c for c in claims if c.kind == "finding"]
     failed = [c for c in checks if not c.passed]

@@ -124,7 +124,10 @@ def claims_page(pages: list[Chapter]) -> str:
     """The "Claims at a glance" page (MyST Markdown)."""
     every = [c for ch in pages for c in ch.claims]
     checks = [c for c in every if c["kind"] == "check"]
-    found = [c for c in every if c["kind"] == "finding"]
+    # a finding repeated by another chapter counts once; one its chapter marks as no evidence not at all
+    found = [c for c in every if c["kind"] == "finding" and not c.get("same_as") and c.get("counted", True)]
+    twice = sum(c["kind"] == "finding" and bool(c.get("same_as")) for c in every)
+    idle = sum(c["kind"] == "finding" and not c.get("same_as") and not c.get("counted", True) for c in every)
     agree = sum(c["verdict"] == "AGREES" for c in found)
     open_ = sum(c["verdict"] == "INCONCLUSIVE" for c in found)
     lines = [
@@ -141,7 +144,10 @@ def claims_page(pages: list[Chapter]) -> str:
         "",
         f"**{len(every)} claims in {sum(bool(ch.claims) for ch in pages)} chapter(s):** "
         f"{len(checks)} checks, {sum(c['passed'] for c in checks)} hold; {len(found)} findings, "
-        f"{agree} agree with the paper, {open_} are inconclusive and {len(found) - agree - open_} disagree.",
+        f"{agree} agree with the paper, {open_} are inconclusive and {len(found) - agree - open_} disagree"
+        + (f" ({twice} more repeat another chapter's computation and are counted there)" if twice else "")
+        + (f" ({idle} more are not evidence: their chapters say why)" if idle else "")
+        + ".",
         "",
         "## By statement of the paper",
         "",
@@ -194,9 +200,9 @@ def claims_page(pages: list[Chapter]) -> str:
 
 
 def _experiment_cost(params: dict[str, Any]) -> float | None:
-    """Workload of an experiment chapter's parameters (``experiment.workload`` × seeds), or
+    """Workload of an experiment chapter's parameters (``describe.workload`` × seeds), or
     None for chapters that do not train through ``experiment.Experiment``'s recorded grid."""
-    from backward_lib import experiment
+    from backward_lib import describe, experiment
 
     need = {"seeds", "steps", "width", "record_every", "train_eval", "test_eval"}
     if not need <= set(params):
@@ -208,11 +214,14 @@ def _experiment_cost(params: dict[str, Any]) -> float | None:
         for k, v in params.items()
         if k in names and k not in ("device", "chain_batch", "executor", "seed")
     }
-    kw["forward_every"] = params["record_every"]
+    kw.setdefault("forward_every", params["record_every"])
+    kw["lags"] = tuple(params.get("lags", ()))
     if "switch" in params:
-        kw["orders"] = ("forward", f"{params['switch']}:{params['reset_at']}")
+        starts = params.get("readings", ["forward"]) if params["switch"] == "reset" else ["forward"]
+        kw["orders"] = ("forward", *(f"{params['switch']}:{params['reset_at']}" + ("" if s == "forward" else
+                        ":backward") for s in starts))  # fmt: skip
     exp = experiment.Experiment(**kw)
-    return experiment.workload(exp)["cost"] * len(params["seeds"])
+    return describe.workload(exp)["cost"] * len(params["seeds"])
 
 
 def _duration(seconds: float) -> str:
@@ -243,7 +252,8 @@ def reproduce_page(pages: list[Chapter]) -> str:
         defaults = chapters.defaults(src)
         used = {**defaults, **(ch.stamp.get("parameters") or {})}
         paper = {**defaults, **chapters.parameters(ch.name, "paper")}
-        wall = float(ch.stamp.get("wall_time_s") or 0.0)
+        # a chapter that loads its experiments took their compute time once, when they were stored
+        wall = float(ch.stamp.get("wall_time_s") or 0.0) + store_seconds(ch.stamp.get("results") or [])
         total += wall
         estimate = "same settings" if _changes(used, paper) == "none" else "not extrapolated"
         experiment = ch.part == "experiments"  # chapters that train through the engine's grid
@@ -294,17 +304,17 @@ def reproduce_page(pages: list[Chapter]) -> str:
         "`BOOK_NUMERICS=native` pins nothing, for runs on other hardware (their stamps then say so",
         "by not matching).",
         "",
-        "Experiment results are stored under `results/` as each recorded step finishes, keyed by the",
-        "full configuration: a killed run resumes where it stopped, and a rerun with the same",
-        "settings loads instead of training.",
+        *store_section(pages),
         "",
         "## Profiles",
         "",
         "- **`book`** (`params/book.yaml`): what this book publishes, on a 2-core CPU without a",
-        "  GPU. Theory chapters at the paper's settings with fewer realizations; experiment chapters",
-        "  with the paper's optimizer, learning rate and batch size, and smaller width, fewer",
-        "  steps, seeds and recorded steps. CIFAR is replaced by Fashion-MNIST at 3×32×32 where",
-        "  it cannot be downloaded, and the chapter says so at the top.",
+        "  GPU. Theory chapters at the paper's settings with fewer realizations; the MLP chapters",
+        "  (Fig. 3, A.2, A.6) at the paper's width, steps and seeds, forward recorded at every step",
+        "  and backward every 10; the other experiment chapters with the paper's optimizer,",
+        "  learning rate and batch size, and smaller width, fewer steps, seeds and recorded steps.",
+        "  CIFAR is replaced by Fashion-MNIST at 3×32×32 where it cannot be downloaded, and the",
+        "  chapter says so at the top.",
         "- **`paper`** (`params/paper.yaml`): the paper's settings. Experiment chapters set",
         "  `device: cuda` and chain batching (16–64 backward chains advanced together), need the",
         "  real CIFAR-10/100 (torchvision downloads them) and never substitute data. They need a",
@@ -312,11 +322,13 @@ def reproduce_page(pages: list[Chapter]) -> str:
         "  the theory chapters run on a CPU, with more realizations than in `book`.",
         "",
         f"The `book` profile took **{_duration(total)}** of execution here, chapter by chapter below",
-        "(the stamps' wall times, measured by the pipeline on the device each run card names).",
+        "(the stamps' wall times, measured by the pipeline on the device each run card names, plus",
+        "the compute time of the store files a chapter reads; a file shared by chapters on one",
+        "configuration counts for each of them, so this total overstates).",
         "The paper's experiments cost far more because backward recomputes every chain from",
         "θ₀: recording every step of 2000 means about 2000²/2 = 2·10⁶ map applications per seed",
         "and order instead of the book's 10⁵, at full width. The estimates below scale each",
-        "chapter's measured time by that workload (`experiment.workload`: map applications × batch",
+        "chapter's measured time by that workload (`describe.workload`: map applications × batch",
         "plus evaluated examples, times the model's parameter count). They are CPU times and an",
         "overestimate even there: a small network uses the CPU less efficiently than a full-width",
         "one. On a GPU the chains run batched (`chain_batch`), which these figures leave out",
@@ -330,12 +342,94 @@ def reproduce_page(pages: list[Chapter]) -> str:
         "",
         "Chapters by their name in `python -m companion run <name>`.",
         "",
-        "| chapter | wall time (`book`) | device | `paper` profile changes | `paper` estimate |",
+        "| chapter | time (`book`) | device | `paper` profile changes | `paper` estimate |",
         "|---|---|---|---|---|",
         *rows,
         "",
     ]
     return "\n".join(lines)
+
+
+RESULTS = chapters.ROOT / "results"
+
+
+def store_seconds(keys: list[str], root: Path = RESULTS) -> float:
+    """What computing the store files ``keys`` took (their lines' wall times)."""
+    total = 0.0
+    for key in keys:
+        path = root / f"{key}.jsonl"
+        if path.is_file():
+            for line in path.read_text().splitlines()[1:]:
+                try:
+                    total += float(json.loads(line).get("seconds", 0.0))
+                except json.JSONDecodeError:
+                    continue
+    return total
+
+
+def store_section(pages: list[Chapter], root: Path = RESULTS) -> list[str]:
+    """The committed results store, one row per configuration (its seeds' files together): the
+    chapters that read it, what it holds, and what computing it took (the store's own clock)."""
+    readers: dict[str, list[str]] = {}
+    for ch in pages:
+        for key in ch.stamp.get("results") or []:
+            readers.setdefault(key, []).append(ch.name)
+    groups: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.glob("*.jsonl")) if root.is_dir() else []:
+        lines = path.read_text().splitlines()
+        head = json.loads(lines[0])
+        cfg = {k: v for k, v in head["config"].items() if k != "seed"}
+        empty = {"cfg": cfg, "seeds": set(), "orders": {}, "steps": 0, "seconds": 0.0, "users": set()}
+        g = groups.setdefault(json.dumps(cfg, sort_keys=True), empty)
+        g["seeds"].add(head["config"]["seed"])
+        g["users"] |= set(readers.get(path.stem, []))
+        for line in lines[1:]:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a killed run's torn last line
+            g["orders"].setdefault(row["order"], None)
+            g["steps"] += 1
+            g["seconds"] += float(row.get("seconds", 0.0))
+    rows = []
+    for g in groups.values():
+        c = g["cfg"]
+        size = (
+            f"MLP {c['depth']}×{round(c['hidden'] * c['width'])}"
+            if c["model"] == "mlp"
+            else f"{c['model']} ×{c['width']}"
+        )
+        users = ", ".join(f"`{u}`" for u in sorted(g["users"])) or "none (unused)"
+        what = f"{_cell(size)}, {_cell(c['dataset'])}, {c['steps']} steps"
+        rows.append(f"| {users} | {what} | {len(g['seeds'])} | {_cell(', '.join(g['orders']))} "
+                    f"| {g['steps']:,} | {_duration(g['seconds'])} |")  # fmt: skip
+    total = sum(g["seconds"] for g in groups.values())
+    return [
+        "## The results store",
+        "",
+        "Experiment results live in `results/`, committed with the book: one file per experiment",
+        "configuration and seed, keyed by the configuration, a digest of the library code that",
+        "computes results (`backward_lib.provenance`) and torch's version. A chapter loads what is",
+        "stored and current and computes only the rest; a killed run resumes; a change to the step,",
+        "the model or the data makes the old files stale, and they are never read again.",
+        "Chapters on one configuration share its file (Fig. 3, A.2 and A.6 share the MLP's forward",
+        "run, and steps that two orders compute alike are computed once).",
+        "",
+        "`python -m companion verify` (in `make test`) checks that every file is current and",
+        "complete and that every chapter's results are stored, then recomputes from scratch a",
+        "seeded sample: for every configuration one seed, for every order a random recorded step",
+        "and one from the last quarter of its grid; `--all` recomputes everything. Recomputed",
+        "values must match within 2·10⁻⁴ absolute for accuracies and prediction changes (two test",
+        "predictions) and 10⁻⁴ relative otherwise; on the machine that wrote the store, with one",
+        "thread under the pinned numerics, they match exactly.",
+        "",
+        f"Computing what is stored took **{_duration(total)}** (the store's clock: wall time per",
+        "recorded step, on this machine's two cores, two Ray workers where the run used them).",
+        "",
+        "| chapters | configuration | seeds | orders | recorded steps | compute |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 GPU_RESULT = chapters.ROOT / "benchmarks" / "gpu.json"

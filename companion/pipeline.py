@@ -1,8 +1,9 @@
 """The book pipeline: jupytext source → papermill (profile + overrides) → stamped notebook.
 
     python -m companion list
-    python -m companion run [CHAPTER …] [--profile book] [-p KEY VALUE …] [--force]
+    python -m companion run [CHAPTER …] [--profile book] [-p KEY VALUE …] [--force] [--out DIR]
     python -m companion check [--profile book]
+    python -m companion verify [--all] [--seed N]
     python -m companion build
 
 An executed notebook's metadata carries a stamp (:mod:`companion.stamps`). A chapter whose
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,8 +28,10 @@ from typing import Any
 import yaml
 
 from . import numerics
-from .chapters import ROOT, chapters, declared, notebook, output_path, parameters, toc
+from .chapters import BOOK, ROOT, chapters, declared, notebook, output_path, parameters, toc
 from .stamps import META, stamp, stored
+
+USED = "BACKWARD_USED"  # backward_lib.store: where opened stores list their keys
 
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 EXECUTORS = ("sequential", "batched", "ray")  # backward_lib.experiment's executors
@@ -117,7 +121,9 @@ def _rerun_text(name: str, profile: str, overrides: dict[str, Any]) -> str:
     return text
 
 
-def _finish(nb, params: dict, seconds: float, key: str, out: Path, overrides: dict[str, Any]) -> None:
+def _finish(
+    nb, params: dict, seconds: float, key: str, out: Path, overrides: dict[str, Any], results: list[str]
+) -> None:
     """Hide the injected parameters, tidy progress output, fill in the run card's wall time
     and rerun command, and write a recorded table the chapter offers as ``<name>.csv``."""
     from backward_lib import __version__
@@ -157,6 +163,7 @@ def _finish(nb, params: dict, seconds: float, key: str, out: Path, overrides: di
         "wall_time_s": round(seconds, 1),
         "library": __version__,
         "numerics": numerics.kernel_set(),
+        "results": results,  # the results store's files the chapter read or wrote
     }
 
 
@@ -166,11 +173,14 @@ def run(
     overrides: dict[str, Any],
     force: bool,
     executor: str | None = None,
+    out_dir: Path | None = None,
 ) -> int:
     """Execute chapters (all when ``names`` is empty); return how many were (re)run.
 
     ``executor`` (``sequential | batched | ray``) is the ``executor`` parameter of every
-    chapter that declares one; a chapter named explicitly must declare it.
+    chapter that declares one; a chapter named explicitly must declare it. ``out_dir`` writes
+    the executed notebooks there instead of into the book (e.g. to fill another results store,
+    ``$BACKWARD_RESULTS``, without touching what the book publishes).
     """
     import nbformat
     import papermill
@@ -198,6 +208,8 @@ def run(
     count = 0
     for name, (params, own) in todo.items():
         src, out = known[name], output_path(known[name])
+        if out_dir is not None:
+            out = Path(out_dir) / out.relative_to(BOOK)
         key = stamp(src, params)
         if not force and (stored(out) or {}).get("stamp") == key:
             print(f"{name}: current ({key}), not re-run")
@@ -208,23 +220,30 @@ def run(
         nb.metadata["kernelspec"] = KERNEL
         with tempfile.TemporaryDirectory() as tmp:
             tmp_in, tmp_out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
+            used = Path(tmp) / "used.txt"
+            used.touch()
             nbformat.write(nb, tmp_in)
             t0 = time.perf_counter()
-            papermill.execute_notebook(
-                str(tmp_in),
-                str(tmp_out),
-                parameters=params,
-                kernel_name="python3",
-                cwd=str(ROOT),
-                progress_bar=False,
-                log_output=False,
-            )
+            os.environ[USED] = str(used)  # the kernel's stores list their keys there
+            try:
+                papermill.execute_notebook(
+                    str(tmp_in),
+                    str(tmp_out),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(ROOT),
+                    progress_bar=False,
+                    log_output=False,
+                )
+            finally:
+                del os.environ[USED]
             seconds = time.perf_counter() - t0
             done = nbformat.read(tmp_out, as_version=4)
+            results = sorted(set(used.read_text().split()))
         out.parent.mkdir(parents=True, exist_ok=True)
-        _finish(done, params, seconds, key, out, own)
+        _finish(done, params, seconds, key, out, own, results)
         nbformat.write(done, out)
-        print(f"{name}: wrote {out.relative_to(ROOT)} in {seconds:.1f} s", flush=True)
+        print(f"{name}: wrote {out} in {seconds:.1f} s", flush=True)
         count += 1
     return count
 
@@ -283,8 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     p_run.add_argument("--force", action="store_true", help="re-run even when current")
     p_run.add_argument("--executor", choices=EXECUTORS, help="how chapters that train run their chains")
+    p_run.add_argument("--out", default=None, help="write the executed notebooks here, not into book/")
     p_check = sub.add_parser("check", help="fail if an executed chapter is missing or stale")
     p_check.add_argument("--profile", default="book")
+    p_verify = sub.add_parser("verify", help="check the results store and recompute a sample of it")
+    p_verify.add_argument("--all", action="store_true", help="recompute every stored step")
+    p_verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    p_verify.add_argument("--root", default=None, help="the store (default: results/)")
     p_build = sub.add_parser("build", help="render the HTML book")
     p_build.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
     args = parser.parse_args(argv)
@@ -297,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             bad = [k for k in overrides if not re.fullmatch(r"[A-Za-z_]\w*", k)]
             if bad:
                 raise ValueError(f"-p: parameter names must be identifiers, got {bad}")
-            run(args.chapters, args.profile, overrides, args.force, args.executor)
+            run(args.chapters, args.profile, overrides, args.force, args.executor, args.out)
         elif args.command == "check":
             problems = check(args.profile)
             for line in problems:
@@ -306,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("run `python -m companion run` (or `make book`) to refresh them")
                 return 1
             print(f"{len(chapters())} chapters current")
+        elif args.command == "verify":
+            from .verify import summary, verify
+
+            report = verify(args.root, seed=args.seed, everything=args.all)
+            print(summary(report))
+            return 0 if report.ok else 1
         else:
             build(strict=not args.no_strict)
     except ValueError as err:

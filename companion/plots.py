@@ -57,8 +57,14 @@ def legend_below(fig: plt.Figure, *, ncol: int | None = None, **kw) -> None:
 
 
 def _palette(names: Sequence[str]) -> dict[str, str]:
+    """An order's colour from its name's first word; a second variant of one order (two readings
+    of a reset) and unknown names get the next unused colour."""
     extra = iter(sns.color_palette("tab10", len(names) + 5).as_hex()[5:])
-    return {n: ORDER_COLORS.get(n.split("(")[0].split(":")[0].strip()) or next(extra) for n in names}
+    out: dict[str, str] = {}
+    for n in names:
+        base = ORDER_COLORS.get(n.split("(")[0].split(":")[0].strip())
+        out[n] = base if base and base not in out.values() else next(extra)
+    return out
 
 
 def curves(

@@ -8,12 +8,13 @@ not change results.
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import re
 from pathlib import Path
 from typing import Any
+
+from backward_lib import provenance
 
 from . import numerics
 from .chapters import ROOT, _variant
@@ -29,48 +30,9 @@ MECHANICS = {"companion", "companion.__main__", "companion.chapters", "companion
              "companion.pipeline", "companion.stamps"}  # fmt: skip
 
 
-def _file(module: str) -> Path | None:
-    """The source file of a dotted module of this repository's packages, or None."""
-    base = ROOT.joinpath(*module.split("."))
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
 def _imports(code: str, module: str = "") -> set[str]:
-    """Modules of :data:`PACKAGES` that ``code`` imports, as dotted names.
-
-    ``module`` is the dotted name of the code's own module, to resolve relative imports
-    (``from .x import y`` in ``backward_lib.engine`` is ``backward_lib.x``). ``from p import
-    name`` counts ``p.name`` when that is a module and ``p`` itself either way.
-    """
-    package = (
-        module.rsplit(".", 1)[0]
-        if module and _file(module) and _file(module).name != "__init__.py"
-        else module
-    )
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(code)):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                anchor = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{anchor}.{node.module}" if node.module else anchor
-            else:
-                base = node.module or ""
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] not in PACKAGES:
-                continue
-            parts = name.split(".")
-            # every package on the way is imported too (its __init__ runs)
-            found |= {".".join(parts[:i]) for i in range(1, len(parts) + 1) if _file(".".join(parts[:i]))}
-    return found
+    """Modules of :data:`PACKAGES` that ``code`` imports (the library's one import walk)."""
+    return provenance.imports(code, module, PACKAGES)
 
 
 def _library_hash(code: str) -> str:
@@ -79,16 +41,10 @@ def _library_hash(code: str) -> str:
     A chapter is stale when a module it runs changes, not when an unrelated one does. The
     pipeline's mechanics (:data:`MECHANICS`) are left out: they do not change results.
     """
-    todo, seen = _imports(code) | {"backward_lib"}, set()
-    while todo:
-        name = todo.pop()
-        if name in seen or name in MECHANICS or _file(name) is None:
-            continue
-        seen.add(name)
-        todo |= _imports(_file(name).read_text(), name)
+    seen = provenance.closure(_imports(code) | {"backward_lib"}, PACKAGES, exclude=frozenset(MECHANICS))
     h = hashlib.sha256()
     for name in sorted(seen):
-        h.update(name.encode() + b"\0" + _file(name).read_bytes())
+        h.update(name.encode() + b"\0" + provenance.source_file(name).read_bytes())
     for script in sorted(set(re.findall(r"benchmarks/\w+\.py", code))):  # scripts a chapter runs
         h.update(script.encode() + b"\0" + (ROOT / script).read_bytes())
     return h.hexdigest()

@@ -54,12 +54,3 @@ def test_batched_refuses_shared_work(net):
         list(batched.batched_trajectory(lambda th, n: th, net.theta0(), orders.backward(), 3))
     with pytest.raises(ValueError, match="batch"):
         batched.run_chains(T, net.theta0(), [[1, 99]])
-
-
-def test_old_network_tuple_is_accepted_and_ignored(net):
-    """Callers that still pass ``network=(model, loss_fn, optimizer, x, y, schedule)``."""
-    T = net.step_map(maps.sgd(0.1))
-    old = (net.model, net.loss_fn, maps.sgd(0.1), net.x, net.y, net.schedule)
-    a = dict(batched.batched_trajectory(T, net.theta0(), orders.backward(), [2, 3], network=old))
-    b = dict(batched.batched_trajectory(T, net.theta0(), orders.backward(), [2, 3]))
-    assert max_diff(a[3], b[3]) == 0.0  # the same computation, same bits

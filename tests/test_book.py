@@ -84,7 +84,7 @@ def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
     cell.outputs = [_display(card), _display(f"Download: {runcard.CSV_PENDING}", {runcard.TABLE_KEY: csv})]
     nb = nbformat.v4.new_notebook(cells=[cell])
     out = tmp_path / "fig3_reset.ipynb"
-    pipeline._finish(nb, {"profile": "book", "seeds": [0]}, 12.34, "abc", out, {"seeds": [0]})
+    pipeline._finish(nb, {"profile": "book", "seeds": [0]}, 12.34, "abc", out, {"seeds": [0]}, ["k1"])
     text = nb.cells[0].outputs[0]["data"]["text/markdown"]
     assert "12.3 s for the whole chapter" in text
     assert "`python -m companion run fig3_reset --profile book -p seeds '[0]'` (this run)" in text
@@ -93,12 +93,13 @@ def test_finish_fills_the_card_and_writes_the_offered_table(tmp_path):
     offered = nb.cells[0].outputs[1]
     assert offered["metadata"] == {} and "{download}`fig3_reset.csv`" in offered["data"]["text/markdown"]
     assert nb.metadata["backward_book"]["wall_time_s"] == 12.3
+    assert nb.metadata["backward_book"]["results"] == ["k1"]  # the store files it used, for verify
     # a chapter may offer one table; one that no longer offers it loses the stale file
     cell.outputs = [_display("a", {runcard.TABLE_KEY: csv}), _display("b", {runcard.TABLE_KEY: csv})]
     with pytest.raises(ValueError, match="once"):
-        pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+        pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {}, [])
     cell.outputs = []
-    pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {})
+    pipeline._finish(nb, {"profile": "book"}, 1.0, "abc", out, {}, [])
     assert not out.with_suffix(".csv").exists()
 
 

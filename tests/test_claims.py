@@ -177,3 +177,13 @@ def test_machine_targets_leave_no_verdict_line(monkeypatch, capsys):
     assert capsys.readouterr().out == ""  # nothing for nbval to compare
     with pytest.raises(ValueError, match="at least one"):
         claims.machine([])
+
+
+def test_repeated_and_uncounted_findings_say_so(capsys):
+    a = claims.interval("A.6", "after: x", 2.0, 1.5, 2.5, 1.0, same_as="Fig. 3")
+    b = claims.interval("A.4", "y", 2.0, 1.5, 2.5, 1.0, counted=False)
+    claims.check([a, b])
+    out = capsys.readouterr().out
+    assert "the same computation as Fig. 3's" in out and "not counted as evidence" in out
+    assert a.verdict == b.verdict == "AGREES"  # the verdict itself is unchanged
+    assert claims.records([b])[0]["counted"] is False

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backward_lib import experiment, store
+from backward_lib import experiment
 
 TINY = dict(
     dataset="regression:smooth",
@@ -97,7 +97,7 @@ def test_killed_run_resumes_without_recomputing(tmp_path):
         ],
         env=env,
     )
-    st = store.Store(experiment.store_config(exp), tmp_path)
+    st = experiment.open_store(exp, tmp_path)
     deadline = time.time() + 60
     while len(st.done_steps("backward")) < 10 and time.time() < deadline:
         time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from backward_lib import experiment, record
+from backward_lib import describe, record
 from backward_lib.experiment import Experiment
 from companion import chapters, pages
 
@@ -75,13 +75,13 @@ def test_claims_page_lists_every_claim_of_every_executed_chapter():
 def test_workload_counts_chains():
     exp = Experiment(width=0.1, depth=1, steps=12, orders=("forward", "backward"), record_every=4,
                      forward_every=4, train_eval=10, test_eval=20)  # fmt: skip
-    w = experiment.workload(exp)
+    w = describe.workload(exp)
     grid = record.every(4, 12)
     # forward: one pass to the last step; backward: every recorded chain from θ₀
     assert w["applications"] == max(grid) + sum(grid)
     assert w["evaluated"] == 2 * len(grid) * 30
     assert w["cost"] == w["parameters"] * (3 * exp.batch_size * w["applications"] + w["evaluated"])
-    wide = experiment.workload(Experiment(**{**exp.__dict__, "width": 0.2}))
+    wide = describe.workload(Experiment(**{**exp.__dict__, "width": 0.2}))
     assert wide["parameters"] > w["parameters"] and wide["applications"] == w["applications"]
 
 
@@ -96,8 +96,8 @@ def test_reproduce_page_extrapolates_experiments_only():
     text = pages.reproduce_page([fig3, theory])
     row = next(line for line in text.splitlines() if "fig3_reset>`" in line)
     ratio = float(re.search(r"workload × ([\d,]+)", row).group(1).replace(",", ""))
-    assert ratio > 100  # full width, every step recorded, five seeds
-    assert "width 0.25 → 1.0" in row and "cpu: x86_64" in row
+    assert ratio > 10  # every backward step recorded instead of every 10th
+    assert "record_every 10 → 1" in row and "cpu: x86_64" in row
     row = next(line for line in text.splitlines() if "constant_maps_and_quadratic>`" in line)
     assert row.endswith("| not extrapolated |") and "realizations 4000 → 20000" in row
     assert "papermill /tmp/fig3.ipynb" in text and "width: 1.0" in text
@@ -131,3 +131,30 @@ def test_gpu_section_reads_the_committed_check_or_says_none_was_run(tmp_path):
         and "(tolerance 1e-04; agree)" in text
     )
     assert "| resnet18 batched 64 | 12,346 |" in text and "12.5 GiB" in text
+
+
+def test_store_section_groups_seeds_and_names_readers(tmp_path):
+    from backward_lib import store
+
+    keys = []
+    for seed in (0, 1):
+        st = store.Store({"model": "mlp", "depth": 5, "hidden": 500, "width": 1.0, "dataset": "fashion_mnist",
+                          "steps": 20, "seed": seed}, tmp_path, code="c")  # fmt: skip
+        for n in (1, 2):
+            st.append("forward", [{"step": n, "metric": "loss", "value": 1.0}])
+        keys.append(st.key)
+    fig3 = _chapter("fig3_reset", "experiments/fig3_reset", [], {"profile": "book", "results": keys})
+    text = "\n".join(pages.store_section([fig3], tmp_path))
+    row = next(line for line in text.splitlines() if line.startswith("| `fig3_reset`"))
+    assert "MLP 5×500, fashion_mnist, 20 steps | 2 | forward | 4 |" in row
+    assert pages.store_seconds(keys, tmp_path) >= 0.0 and "verify" in text
+
+
+def test_duplicate_findings_are_counted_once():
+    a = _chapter("fig3_reset", "experiments/fig3_reset", [_claim("Fig. 3", "after: x", True)])
+    dup = {**_claim("A.6", "after: x", True), "same_as": "Fig. 3"}
+    b = _chapter("a6_delayed", "experiments/a6_delayed", [dup, _claim("A.6", "y", False)])
+    text = pages.claims_page([a, b])
+    assert (
+        "2 findings, 1 agree with the paper" in text and "1 more repeat another chapter's computation" in text
+    )

@@ -66,31 +66,39 @@ def test_executor_field():
         experiment.Experiment(**TINY, executor="dask")
     with pytest.raises(ValueError, match="chain_batch"):
         experiment.Experiment(**TINY, executor="batched")
-    assert experiment.Experiment(**TINY, chain_batch=4).executor == "batched"  # what it always meant
+    with pytest.raises(ValueError, match=r"chain_batch: 4 .* needs executor 'batched' or 'ray'"):
+        experiment.Experiment(**TINY, chain_batch=4)  # sequential runs one chain at a time
     keys = {store.config_key(experiment.store_config(experiment.Experiment(**TINY, executor=e)))
             for e in ("sequential", "ray")}  # fmt: skip
     assert len(keys) == 1  # the executor is not part of the results' key
-    cfg = {**experiment.asdict(experiment.Experiment(**TINY)), "device": "any", "chain_batch": "any"}
-    del cfg["executor"]
-    assert keys == {store.config_key(cfg)}  # results stored before the field existed keep their key
+    other = experiment.store_config(experiment.Experiment(**{**TINY, "orders": ("backward",)}))
+    assert keys == {store.config_key(other)}  # nor the orders: one file holds every order run
 
 
 def test_plan_is_blocks_with_warm_steps():
     exp = experiment.Experiment(**{**TINY, "steps": 40, "record_every": 1, "forward_every": 1})
     done = {1, 2, 3, 10}  # a gap, as a killed Ray run leaves
     for spec in exp.orders:
-        evaluate, todo = experiment.plan(exp, spec, done)
-        assert todo == [s for s in range(1, 41) if s not in done]
+        _, todo = experiment.plan(exp, spec, done)
+        copied = experiment.shared(exp)[spec]  # reset:6 before 6 is backward's work
+        assert todo == [s for s in range(1, 41) if s not in done and s not in copied]
         order = orders.parse(spec)
-        parts = ray_executor.cut(order, evaluate, todo, target=50)
+        parts = ray_executor.cut(order, todo, 50, experiment.needs(exp, spec))
         assert [s for _, rec, _ in parts for s in rec] == todo  # each step in exactly one block
         for steps, rec, cost in parts:
             assert all(s - 1 in steps for s in rec if s > 1)  # its warm step travels with it
-            assert cost == count_applications(orders.parse(ray_executor._effective(spec, steps[-1])), steps)
+            assert cost == count_applications(orders.parse(experiment.effective_spec(spec, steps[-1])), steps)
         if spec == "forward":
             assert len(parts) == 1  # one prefix-shared pass, never split
         else:
             assert len(parts) > 3
+    # anchors with pairs and lags: every step a block records has what it needs in the block
+    lagged = replace(exp, record_every=5, anchor_offsets=(1, 3), lags=(1, 5))
+    need = experiment.needs(lagged, "backward")
+    assert need[11] == {9, 6} and need[12] == {11, 7} and need[14] == {12, 9}  # anchors 1, 6, 11, …
+    parts = ray_executor.cut(orders.backward(), sorted(need), 30, need)
+    for steps, rec, _ in parts:
+        assert steps == sorted(steps) and all(need[s] <= set(steps) for s in rec)
     with pytest.raises(ValueError, match="workers"):
         ray_executor.blocks([exp], [], 0)
 
@@ -116,6 +124,16 @@ def test_ray_equals_sequential(optimizer, local_ray, tmp_path):
     assert {"increment", "pred_change", "logit_change"} <= set(par["metric"])
 
 
+def test_anchor_pairs_and_lags_on_ray(local_ray, tmp_path):
+    """The decisive-scale grid: anchors with pairs, lagged movements, blocks cut between them."""
+    exp = experiment.Experiment(**{**TINY, "steps": 24, "record_every": 6, "forward_every": 1,
+                                   "anchor_offsets": (1, 3), "lags": (1, 3)})  # fmt: skip
+    seq, _ = experiment.run(exp, progress=False, root=tmp_path / "seq")
+    par, _ = experiment.run(replace(exp, executor="ray"), progress=False, root=tmp_path / "ray")
+    same(seq, par)
+    assert {"increment_lag1", "pred_change_lag3"} <= set(par[par.order == "backward"]["metric"])
+
+
 def test_other_orders_on_ray(local_ray, tmp_path):
     """Delayed (forward before its switch: one block there), windows and a backward-start reset."""
     exp = experiment.Experiment(**{**TINY, "record_every": 1, "orders": ("delayed:5", "window:4",
@@ -127,8 +145,7 @@ def test_other_orders_on_ray(local_ray, tmp_path):
 
 def test_ray_workers_batch_chains_too(local_ray, tmp_path):
     """chain_batch > 1 with executor ray: each worker runs its blocks' chains with vmap."""
-    exp = experiment.Experiment(**{**TINY, "chain_batch": 4})
-    assert exp.executor == "batched"
+    exp = experiment.Experiment(**{**TINY, "chain_batch": 4, "executor": "batched"})
     bat, _ = experiment.run(exp, progress=False, root=tmp_path / "batched")
     par, _ = experiment.run(replace(exp, executor="ray"), progress=False, root=tmp_path / "ray")
     same(bat, par)
@@ -179,8 +196,8 @@ def test_resume_computes_only_the_rest(local_ray, tmp_path):
     clean, _ = experiment.run(exp, progress=False, root=tmp_path / "clean")
     # a store with some steps done, gaps included
     done = {"forward": {1, 2, 3, 4, 5}, "backward": {1, 2, 7, 8}, "reset:6": set()}
-    part = store.Store(experiment.store_config(exp), tmp_path / "part")
-    old = store.Store(experiment.store_config(exp), tmp_path / "clean")
+    part = experiment.open_store(exp, tmp_path / "part")
+    old = experiment.open_store(exp, tmp_path / "clean")
     for spec, steps in done.items():
         for n in sorted(steps):
             part.append(spec, [r for r in old.rows(spec) if r["step"] == n])
@@ -190,7 +207,11 @@ def test_resume_computes_only_the_rest(local_ray, tmp_path):
         on_event=lambda kind, info: events.append((kind, info)),
     )  # fmt: skip
     computed = {(info["order"], info["step"]) for kind, info in events if kind == "step"}
-    assert computed == {(s, n) for s in exp.orders for n in range(1, 13) if n not in done[s]}
+    copied = experiment.shared(exp)
+    assert computed == {
+        (s, n) for s in exp.orders for n in range(1, 13) if n not in done[s] and n not in copied[s]
+    }
+    assert set(copied["reset:6"]) == set(range(1, 7))  # before its reset: backward's chains, copied
     same(clean, par)
 
 

@@ -40,7 +40,46 @@ def test_movement_table_windows_and_findings():
     assert r["mean"] == pytest.approx(2.0) and r["seeds"] == 3
     assert r["low"] == pytest.approx(2.0) and r["high"] == pytest.approx(2.0)  # no spread
     rows = stability.ratios(table)
-    assert list(rows["measure"]) == list(table.columns) and (rows["low"] <= rows["high"]).all()
+    # the raw variation is shown but does not decide: the jitter does
+    assert list(rows["measure"]) == ["test_accuracy jitter", "increment"]
+    assert "test_accuracy variation" in table.columns and (rows["low"] <= rows["high"]).all()
+
+
+def test_jitter_ignores_a_trend_that_the_raw_variation_counts():
+    rows = []
+    for seed in (0, 1):
+        for n in range(1, 41):
+            rows.append(("forward", seed, n, "test_accuracy", 0.01 * n + 0.002 * (-1) ** n, False))
+            rows.append(("backward", seed, n, "test_accuracy", 0.03 * n, False))  # learns fast, smoothly
+    df = pd.DataFrame(rows, columns=["order", "seed", "step", "metric", "value", "diverged"])
+    raw = stability.variation(df, "test_accuracy", ("forward", "backward"))
+    jit = stability.variation(df, "test_accuracy", ("forward", "backward"), detrend=True)
+    assert (
+        raw.loc[0, "backward"] == pytest.approx(0.03) and raw.loc[0, "forward"] < 0.03
+    )  # raw: backward "moves more"
+    assert jit.loc[0, "backward"] == pytest.approx(0.0, abs=1e-12)  # a straight line has no jitter
+    assert jit.loc[0, "forward"] == pytest.approx(0.008)  # |±0.002 alternating| second differences
+
+
+def test_lagged_movement_decay_and_steps_to():
+    rows = []
+    for seed in (0, 1, 2):
+        for n in range(1, 101):
+            rows.append(("backward", seed, n, "increment_lag10", 5.0 * n**-1.0, False))
+            rows.append(("forward", seed, n, "increment_lag10", 2.0, False))
+            rows.append(("forward", seed, n, "increment", 0.1, False))  # another lag: not mixed in
+            rows.append(("backward", seed, n, "test_accuracy", min(1.0, n / (50 + seed)), False))
+            rows.append(("forward", seed, n, "test_accuracy", min(1.0, n / 80), False))
+    df = pd.DataFrame(rows, columns=["order", "seed", "step", "metric", "value", "diverged"])
+    mv = stability.movement(df, ("forward", "backward"), lag=10)
+    assert list(mv.columns) == ["increment"] and mv.loc[(0, "forward"), "increment"] == pytest.approx(2.0)
+    assert stability.decay(df, "backward", "increment_lag10").to_numpy() == pytest.approx([-1.0] * 3)
+    assert stability.decay(df, "forward", "increment_lag10").to_numpy() == pytest.approx([0.0] * 3, abs=1e-12)
+    hit = stability.steps_to(df, "test_accuracy", 0.9, ("forward", "backward"))
+    assert list(hit["backward"]) == [45, 46, 47] and list(hit["forward"]) == [72, 72, 72]
+    assert math.isnan(stability.steps_to(df, "test_accuracy", 2.0, ("forward", "backward")).iloc[0, 0])
+    m = stability.mean_interval([1.0, 2.0, 3.0])
+    assert m["mean"] == pytest.approx(2.0) and m["low"] < 2.0 < m["high"]
 
 
 def test_ratio_interval_uses_the_t_quantile():

@@ -38,6 +38,7 @@ test_eval = 10000  # test examples for test loss and accuracy
 paper_mode_steps = 2000  # steps of the every-step variant timed on the first seed
 device = "cpu"
 chain_batch = 1  # backward chains advanced together with vmap (use 32-128 on a GPU)
+executor = "sequential"  # sequential | batched (chain_batch > 1) | ray
 
 # %% tags=["parameter-spec", "remove-cell"]
 # Valid values of the parameters above (companion.spec; the book's shared names, such as
@@ -55,9 +56,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backward_lib import experiment, orders, record, tree
+from backward_lib import describe, experiment, orders, record, tree
 from backward_lib.analysis import approx
-from backward_lib.batched import batched_trajectory
 from backward_lib.engine import count_applications
 from backward_lib.probe import NetworkProbe
 from companion import claims, plots, runcard
@@ -70,6 +70,7 @@ for seed in seeds:
     exp = experiment.Experiment(
         width=width, depth=depth, init=init, lr=lr, batch_size=batch_size, steps=steps,
         train_eval=train_eval, test_eval=test_eval, seed=seed, device=device,
+        chain_batch=chain_batch, executor=executor,
     )  # fmt: skip
     prep = preps[seed] = experiment.prepare(exp)
     model, loss_fn = prep.model, prep.T.objective.loss_fn
@@ -77,11 +78,9 @@ for seed in seeds:
     loss = approx.ExampleLoss(model, loss_fn, x, y)
     corr = approx.BracketCorrection(loss, prep.theta0, sched, mode="deferred")
     p = prep.probe
-    chains = None  # the sequential engine; on a GPU, chains in groups of chain_batch
-    if chain_batch > 1:
-        chains = batched_trajectory(
-            prep.T, prep.theta0, orders.backward(), grid, group=chain_batch
-        )
+    chains = experiment.iterates(
+        prep, "backward", grid
+    )  # the backward iterates, by the executor
     df, cost = approx.compare(
         prep.T, prep.theta0, corr, lr, grid,
         lambda p=p: NetworkProbe(p.model, p.loss_fn, p.train, p.test), seed=seed,
@@ -91,7 +90,7 @@ for seed in seeds:
     costs.append(cost.assign(seed=seed))
 df, costs = pd.concat(frames, ignore_index=True), pd.concat(costs, ignore_index=True)
 seconds = time.perf_counter() - t_start
-card = experiment.card(preps[seeds[0]], seeds, seconds)
+card = describe.card(preps[seeds[0]], seeds, seconds)
 card["orders"] = (
     "forward; backward; approximate backward (Corollary C.4, deferred variant); recorded "
     f"every {record_every} step(s)"

@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from backward_lib import experiment, maps, orders, record
+from backward_lib import describe, experiment, maps, orders, record
 from backward_lib.analysis import approx
 from companion import claims, plots, runcard
 
@@ -111,7 +111,7 @@ for seed in seeds:
         check_zero = (train(prep, T), runs[0])
 df = pd.concat(runs, ignore_index=True)
 seconds = time.perf_counter() - t_start
-card = experiment.card(prep, seeds, seconds)
+card = describe.card(prep, seeds, seconds)
 card["training"] = (
     f"SGD; large batch b = {batch_size}, lr h = {lr}, {steps} steps; small batch b/k, lr "
     f"h/k, {steps}·k steps; regularized: batch b, lr h, k ∈ {ks}, λ ∈ {lams}"

@@ -33,6 +33,7 @@ width = 1.0  # channel multiplier (1.0: 64-128-256-512)
 dataset = "cifar10"  # paper: CIFAR-10
 substitute = False  # if CIFAR-10 is unavailable, train on Fashion-MNIST at 3×32×32
 record_every = 1  # paper: every step
+bn_stats = 0  # BatchNorm: also evaluate with statistics recomputed on this many training examples
 train_eval = 2000  # training examples for the training loss
 test_eval = 10000  # test examples
 device = "cpu"
@@ -50,10 +51,12 @@ spec = {
     "dataset": "one of fashion_mnist, cifar10, cifar100",
     "substitute": "bool",
 }
-rules = ["record_every <= steps"]
+rules = ["record_every <= steps", "bn_stats <= train_eval"]
 
 # %%
-from backward_lib import experiment
+import pandas as pd
+
+from backward_lib import describe, experiment
 from backward_lib.analysis import stability
 from companion import claims, plots, runcard
 
@@ -63,7 +66,7 @@ base = experiment.Experiment(
     optimizer=optimizer, lr=lr, batch_size=batch_size, steps=steps,
     orders=("forward", "backward"), record_every=record_every,
     forward_every=record_every, train_eval=train_eval, test_eval=test_eval,
-    device=device, chain_batch=chain_batch, executor=executor,
+    bn_stats=bn_stats, device=device, chain_batch=chain_batch, executor=executor,
 )  # fmt: skip
 df, prep, seconds = experiment.run_seeds(base, seeds)
 if "substituted" in prep.data_used:
@@ -76,7 +79,7 @@ if "substituted" in prep.data_used:
 runcard.show(
     profile,
     f"{figure} of Dherin et al. (2025)",
-    **experiment.card(prep, seeds, seconds),
+    **describe.card(prep, seeds, seconds),
 )
 runcard.results(df, "every recorded value (order, seed, step, metric)")
 
@@ -91,14 +94,46 @@ for metric in ("train_loss", "test_loss", "test_accuracy"):
 # ## Stability, measured
 #
 # Per seed and order, over the second half of training (the first steps fall steeply in both
-# orders and would swamp the noise being compared): the mean step-to-step change of the test
-# accuracy and of the training loss, and how far consecutive recorded iterates are apart, in
-# parameters and in predictions.
+# orders and would swamp the noise being compared): the step-to-step variation of the test
+# accuracy and of the training loss, raw and detrended (the *jitter*, mean absolute second
+# difference, which a smooth trend does not reach; the verdicts use it), and how far
+# consecutive recorded iterates are apart, in parameters and in predictions.
+#
+# BatchNorm. Each map updates the running statistics, so an iterate carries those of the
+# batches its chain applied last: for a backward iterate, batches 1, 2, … whatever $n$ is. With
+# `bn_stats` > 0 every iterate is evaluated a second time with statistics recomputed on the
+# same fixed training subset, the same policy for both orders; the findings use that policy
+# and the table after them shows what the chain's own statistics would have said.
 
 # %%
 orders = ("forward", "backward")
-table = stability.movement_table(df, orders)
-table.round(4)
+policies = {"chain's statistics": ""}
+if (df["metric"] == "test_accuracy_bnfix").any():
+    policies["recomputed statistics"] = "_bnfix"
+tables = {
+    p: stability.movement_table(df, orders, suffix=s) for p, s in policies.items()
+}
+policy = list(policies)[
+    -1
+]  # the verdicts' policy: recomputed where the network has BatchNorm
+table = tables[policy]
+pd.concat(tables, names=["BatchNorm"]).round(4)
+
+# %% [markdown]
+# ## Did the networks train?
+#
+# A stability comparison between networks that never leave chance says nothing about the
+# paper's claim. The test accuracy at the last step, per order (mean over seeds), against
+# chance (one class in ten); if forward stays below twice chance, this chapter's findings are
+# reported but not counted as evidence.
+
+# %%
+classes = 100 if dataset == "cifar100" and "substituted" not in prep.data_used else 10
+last = df[(df["metric"] == "test_accuracy") & (df["step"] == steps)]
+final = last.groupby("order")["value"].mean()
+trains = bool(final["forward"] >= 2 / classes)
+print(f"test accuracy at step {steps}: " + ", ".join(f"{o} {v:.3f}" for o, v in final.items())
+      + f"; chance {1 / classes:.3f}: " + ("the networks train" if trains else "near chance, not evidence"))  # fmt: skip
 
 # %% [markdown]
 # ## Claims
@@ -112,21 +147,43 @@ table.round(4)
 results = [
     claims.at_most(figure, "step 1: forward and backward train loss equal",
                    stability.first_step_gap(df), 0.0),
-    *claims.ratio_findings(stability.ratios(table, *orders), figure, *orders),
+    *claims.ratio_findings(stability.ratios(table, *orders), figure, *orders, counted=trains),
 ]  # fmt: skip
 claims.table(results)
+
+# %% [markdown]
+# How the BatchNorm policy changes each verdict (the same intervals, under each policy):
+
+# %%
+verdicts = pd.DataFrame(
+    {p: [c.verdict for c in claims.ratio_findings(stability.ratios(t, *orders), figure, *orders)]
+     for p, t in tables.items()},
+    index=[f"{r.window}: {r.measure}" for r in stability.ratios(table, *orders).itertuples()],
+)  # fmt: skip
+verdicts
 
 # %%
 # NBVAL_CHECK_OUTPUT
 claims.check(results)
 
 # %% [markdown]
-# **Reading.** Each finding above is the paper's claim "backward is more stable", measured one
-# way at this chapter's scale (see the run card): AGREES where the 95% interval of the
-# forward/backward ratio over the seeds lies above 1, DISAGREES where it lies below, and
-# INCONCLUSIVE where it contains 1: a few seeds decide only large effects. Parameter-space movement and
-# function-space movement are reported separately because they need not agree: consecutive
-# backward iterates differ by the first maps applied at $\theta_0$, carried through maps that
-# barely contract along directions the network's output ignores. With few recorded steps per
-# seed and a narrow network, a DISAGREES or INCONCLUSIVE here is a statement about this scale, not a refutation
-# of the paper's figure; the `paper` profile runs the full setting.
+# **Reading**, from this chapter's own numbers:
+
+# %%
+found = [c for c in results if c.kind == "finding"]
+split = {
+    v: [c.statement.split(",")[0] for c in found if c.verdict == v]
+    for v in ("AGREES", "DISAGREES", "INCONCLUSIVE")
+}
+flip = [i for i, row in verdicts.iterrows() if row.nunique() > 1]
+print(
+    f"At width ×{width}, {steps} steps and {len(seeds)} seeds the networks reach test accuracy "
+    + ", ".join(f"{o} {v:.3f}" for o, v in final.items())
+    + (" (near chance: none of this is evidence)." if not trains else ".")
+)
+for v, names in split.items():
+    print(f"{v.lower()} ({len(names)}): {'; '.join(names) or 'none'}")
+print(
+    f"the BatchNorm policy changes {len(flip)} of {len(verdicts)} verdicts"
+    + (f": {'; '.join(flip)}" if flip else "")
+)

@@ -1,0 +1,186 @@
+"""Verify the committed results store: current, complete, and recomputable from scratch.
+
+The chapters load their experiments from the store (``results/``), so CI does not retrain
+them; this is what makes that safe:
+
+1. every store file is current (its header names today's library code and torch) and whole
+   (its name is the hash of its header, every line a recorded step);
+2. every result a published chapter used (listed in its notebook's metadata by the pipeline)
+   is in the store;
+3. a seeded sample of stored recorded steps is recomputed from scratch and compared with the
+   stored values: for every experiment (one seed drawn per configuration), every order, a
+   random step and a late one (the last quarter of the grid, the costliest chains). ``--all``
+   recomputes every step of every file.
+
+A value passes when ``|stored − recomputed| ≤ atol + rtol·|recomputed|`` with the tolerances of
+:data:`TOLERANCE`. Under the book's pinned numerics the recomputation on the machine that
+wrote the store is exact; the tolerances absorb the round-off of another CPU, should its
+kernels differ in the last bits after all, and are far below any edit that changes a reading
+(see :data:`TOLERANCE`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# (atol, rtol) by metric family. Accuracies and prediction changes move in steps of
+# 1/test_eval: two test predictions may differ. Losses, distances and logit changes: relative.
+TOLERANCE: dict[str, tuple[float, float]] = {
+    "test_accuracy": (2e-4, 0.0),
+    "pred_change": (2e-4, 0.0),
+    "default": (1e-7, 1e-4),
+}
+
+
+def tolerance(metric: str) -> tuple[float, float]:
+    """(atol, rtol) for ``metric`` (suffixes such as ``_lag10`` or ``_bnfix`` keep the family)."""
+    for family, tol in TOLERANCE.items():
+        if metric.startswith(family):
+            return tol
+    return TOLERANCE["default"]
+
+
+@dataclass
+class Report:
+    """What :func:`verify` found: problems (each fails it) and what was recomputed."""
+
+    problems: list[str] = field(default_factory=list)
+    checked: list[dict[str, Any]] = field(default_factory=list)  # one row per recomputed value
+    files: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def max_deviation(self) -> float:
+        return max((r["deviation"] for r in self.checked), default=0.0)
+
+
+def used_keys() -> dict[str, list[str]]:
+    """Store keys each executed chapter used, from its notebook's metadata (the pipeline's)."""
+    from .chapters import chapters, output_path
+    from .stamps import stored
+
+    out = {}
+    for name, src in chapters().items():
+        meta = stored(output_path(src)) or {}
+        if meta.get("results"):
+            out[name] = list(meta["results"])
+    return out
+
+
+def _sample(steps_by_order: dict[str, list[int]], rng: random.Random) -> dict[str, list[int]]:
+    """Per order: one random recorded step and one from the last quarter of its grid."""
+    chosen = {}
+    for spec, steps in steps_by_order.items():
+        steps = sorted(steps)
+        late = steps[len(steps) - max(1, len(steps) // 4) :]
+        chosen[spec] = sorted({rng.choice(steps), rng.choice(late)})
+    return chosen
+
+
+def _compare(stored: dict[str, float], fresh: dict[str, float]) -> list[tuple[str, float, float, bool]]:
+    rows = []
+    for metric in sorted(set(stored) | set(fresh)):
+        a, b = stored.get(metric), fresh.get(metric)
+        if a is None or b is None:
+            rows.append((metric, math.inf, math.nan, False))
+            continue
+        if math.isnan(a) and math.isnan(b):
+            rows.append((metric, 0.0, 0.0, True))
+            continue
+        atol, rtol = tolerance(metric)
+        dev = abs(a - b)
+        rows.append((metric, dev, atol + rtol * abs(b), dev <= atol + rtol * abs(b)))
+    return rows
+
+
+def verify(
+    root: Path | str | None = None,
+    *,
+    seed: int = 0,
+    everything: bool = False,
+    used: dict[str, list[str]] | None = None,
+    recompute: bool = True,
+) -> Report:
+    """Check the store at ``root`` (default ``results/``) as the module docstring says.
+
+    ``used`` maps chapters to the keys they need (default: from the executed notebooks).
+    """
+    from backward_lib import experiment, store
+
+    t0 = time.perf_counter()
+    root = Path(root) if root is not None else store.default_root()
+    report = Report()
+    files = sorted(root.glob("*.jsonl")) if root.is_dir() else []
+    report.files = len(files)
+    good = []
+    for path in files:
+        why = store.check(path, experiment.CODE)
+        if why:
+            report.problems.append(why)
+        else:
+            good.append(path)
+    have = {p.stem for p in files}
+    for chapter, keys in sorted((used if used is not None else used_keys()).items()):
+        missing = sorted(set(keys) - have)
+        if missing:
+            report.problems.append(f"{chapter}: uses results {', '.join(missing)}, which the store lacks")
+    if not recompute:
+        report.seconds = time.perf_counter() - t0
+        return report
+    # one seed per configuration, drawn from `seed`
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for path in good:
+        cfg = store.read_header(path)["config"]
+        groups[json.dumps({k: v for k, v in cfg.items() if k != "seed"}, sort_keys=True)].append(path)
+    rng = random.Random(seed)
+    picked = [p for _, ps in sorted(groups.items()) for p in (ps if everything else [rng.choice(sorted(ps))])]
+    for path in picked:
+        cfg = store.read_header(path)["config"]
+        specs = store.Store(cfg, root, code=experiment.CODE).orders()
+        if not specs:
+            continue  # a header only: nothing stored yet
+        exp = experiment.from_config(cfg, orders=tuple(specs))
+        st = experiment.open_store(exp, root)
+        if st.key != path.stem:
+            report.problems.append(f"{path.name}: its configuration no longer gives its key")
+            continue
+        stored_steps = {spec: sorted(st.done_steps(spec)) for spec in exp.orders if st.done_steps(spec)}
+        chosen = stored_steps if everything else _sample(stored_steps, rng)
+        for spec, steps in chosen.items():
+            fresh = experiment.measure(exp, spec, steps)
+            rows = {(r["step"], r["metric"]): r["value"] for r in st.rows(spec)}
+            for n in steps:
+                saved = {m: v for (s, m), v in rows.items() if s == n}
+                for metric, dev, allowed, ok in _compare(saved, fresh[n]):
+                    report.checked.append({"file": path.stem, "order": spec, "step": n, "metric": metric,
+                                           "deviation": dev, "allowed": allowed, "ok": ok})  # fmt: skip
+                    if not ok:
+                        report.problems.append(
+                            f"{path.name}: {spec} step {n} {metric}: stored {saved.get(metric)!r}, "
+                            f"recomputed {fresh[n].get(metric)!r} (allowed ±{allowed:.2g})"
+                        )
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def summary(report: Report) -> str:
+    """A few lines for the terminal and CI logs."""
+    n = len(report.checked)
+    steps = len({(r["file"], r["order"], r["step"]) for r in report.checked})
+    lines = [
+        f"store: {report.files} files; recomputed {steps} recorded steps ({n} values) from scratch "
+        f"in {report.seconds:.0f} s; largest deviation {report.max_deviation():.3g}"
+    ]
+    lines += [f"problem: {p}" for p in report.problems]
+    lines.append("store verified" if report.ok else f"{len(report.problems)} problem(s)")
+    return "\n".join(lines)
