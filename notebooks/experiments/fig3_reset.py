@@ -215,10 +215,12 @@ if switch == "delayed":
     results.append(claims.at_most(figure, "before s: delayed backward is the forward iterate",
                                   float((early["forward"] - early[label]).abs().max()), 0.0))  # fmt: skip
 for lab, table in tables.items():
-    for r in stability.ratios(table, "forward", lab).itertuples():
-        same = again if r.window.startswith("after") else None
-        results.append(claims.interval(figure, f"{r.window}: {r.measure}, forward/{lab} > 1 ({r.seeds} seeds)",
-                                       r.mean, r.low, r.high, 1.0, "above", same_as=same))  # fmt: skip
+    rows = stability.ratios(table, "forward", lab)
+    after_rows = rows["window"].str.startswith("after")
+    results += claims.ratio_findings(
+        rows[after_rows], figure, "forward", lab, same_as=again
+    )
+    results += claims.ratio_findings(rows[~after_rows], figure, "forward", lab)
 for lab in labels:
     for m in ("pred_change", "increment"):
         d = decays.loc[(lab, m)]
