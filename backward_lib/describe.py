@@ -8,12 +8,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
+
 from . import models, orders
 from .device import device_name
 from .engine import count_applications
 from .experiment import Experiment, Prepared, grid, open_store
 
-__all__ = ["card", "workload"]
+__all__ = ["card", "flops", "workload"]
+
+
+def _model(exp: Experiment) -> tuple[torch.nn.Module, tuple[int, ...]]:
+    """The experiment's model (built, not trained) and the shape of one input."""
+    if exp.dataset.startswith("regression:"):
+        in_shape, classes = (1,), 1
+    elif exp.model == "mlp" and exp.dataset == "fashion_mnist":
+        in_shape, classes = (1, 28, 28), 10
+    else:
+        in_shape, classes = (3, 32, 32), 100 if exp.dataset == "cifar100" else 10
+    model = models.get(exp.model, in_shape=in_shape, num_classes=classes, width=exp.width,
+                       depth=exp.depth, hidden=exp.hidden, init=exp.init, seed=exp.seed)  # fmt: skip
+    return model, in_shape
 
 
 def workload(exp: Experiment) -> dict[str, int]:
@@ -27,17 +42,32 @@ def workload(exp: Experiment) -> dict[str, int]:
     """
     applications = sum(count_applications(orders.parse(s), grid(exp, s)) for s in exp.orders)
     evaluated = sum(len(grid(exp, s)) for s in exp.orders) * (exp.train_eval + exp.test_eval)
-    if exp.dataset.startswith("regression:"):
-        in_shape, classes = (1,), 1
-    elif exp.model == "mlp" and exp.dataset == "fashion_mnist":
-        in_shape, classes = (1, 28, 28), 10
-    else:
-        in_shape, classes = (3, 32, 32), 100 if exp.dataset == "cifar100" else 10
-    model = models.get(exp.model, in_shape=in_shape, num_classes=classes, width=exp.width,
-                       depth=exp.depth, hidden=exp.hidden, init=exp.init, seed=exp.seed)  # fmt: skip
+    model, _ = _model(exp)
     parameters = sum(p.numel() for p in model.parameters())
     cost = parameters * (3 * exp.batch_size * applications + evaluated)
     return {"applications": applications, "evaluated": evaluated, "parameters": parameters, "cost": cost}
+
+
+def flops(exp: Experiment) -> dict[str, float]:
+    """Model FLOPs of one seed of ``exp`` as torch's FLOP counter counts them (matrix products
+    and convolutions): ``train`` per training example (forward and backward), ``evaluate`` per
+    evaluated example (forward), and ``total`` = train × batch × applications + evaluate ×
+    evaluated. Counted on a CPU copy of the model at the configured width, without training.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, in_shape = _model(exp)
+    x = torch.randn(2, *in_shape)  # two examples: BatchNorm in training mode needs more than one
+    with FlopCounterMode(display=False) as counter:
+        out = model(x)
+        out.float().pow(2).mean().backward()
+    train = counter.get_total_flops() / 2
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.eval()(x)
+    evaluate = counter.get_total_flops() / 2
+    w = workload(exp)
+    total = train * exp.batch_size * w["applications"] + evaluate * w["evaluated"]
+    return {"train": float(train), "evaluate": float(evaluate), "total": float(total)}
 
 
 def card(prep: Prepared, seeds: list[int], seconds: float) -> dict[str, str]:

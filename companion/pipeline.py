@@ -74,6 +74,22 @@ def tag_parameter_cells(nb) -> None:
                 tags.append(add)
 
 
+def claims_label(name: str) -> str:
+    """The target of chapter ``name``'s "Claims" section, which the generated pages link to."""
+    return f"claims-{name}"
+
+
+def label_claims(nb, name: str) -> None:
+    """Put a MyST target above the chapter's ``## Claims`` heading (once), so that a row of the
+    claims page can link to the section that computes it."""
+    target = f"({claims_label(name)})="
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and re.search(r"^## Claims\b", cell.source, re.M):
+            if target not in cell.source:
+                cell.source = re.sub(r"^## Claims\b", f"{target}\n## Claims", cell.source, count=1, flags=re.M)
+            return
+
+
 def repository() -> str:
     """The book's repository (``_config.yml``: ``repository.url``): launch buttons, installs."""
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
@@ -128,15 +144,18 @@ def _finish(
     and rerun command, and write a recorded table the chapter offers as ``<name>.csv``."""
     from backward_lib import __version__
 
-    from .runcard import CSV_PENDING, RERUN_PENDING, TABLE_KEY, WALL_PENDING
+    from . import cost
+    from .runcard import CSV_PENDING, PAPER_PENDING, RERUN_PENDING, TABLE_KEY, WALL_PENDING
 
     name = out.stem
     fill = {
         WALL_PENDING: f"{seconds:.1f} s for the whole chapter (the device row says where)",
         RERUN_PENDING: _rerun_text(name, params["profile"], overrides),
         CSV_PENDING: f"{{download}}`{name}.csv`",
+        PAPER_PENDING: cost.paper_row(name),
     }
     tag_parameter_cells(nb)
+    label_claims(nb, name)
     tables = 0
     for cell in nb.cells:
         if cell.cell_type == "code":

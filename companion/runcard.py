@@ -1,8 +1,9 @@
 """The run card that opens every chapter: what was run, at which scale, on what.
 
-The wall time and the command that reruns the chapter are unknown while the chapter runs;
-the pipeline (``companion.pipeline``) writes them into the rows marked :data:`WALL_PENDING`
-and :data:`RERUN_PENDING`. It also reads two things the chapter leaves in output metadata:
+The wall time, the command that reruns the chapter and its cost at the paper's scale are
+unknown while the chapter runs (it does not know its own name); the pipeline
+(``companion.pipeline``) writes them into the rows marked :data:`WALL_PENDING`,
+:data:`RERUN_PENDING` and :data:`PAPER_PENDING`. It also reads two things the chapter leaves in output metadata:
 the card's rows (:data:`CARD_KEY`, for the claims and reproduce pages) and a recorded table
 (:data:`TABLE_KEY`, written beside the chapter as a CSV that the page links for download).
 """
@@ -20,6 +21,7 @@ from backward_lib.device import device_name
 __all__ = [
     "CARD_KEY",
     "CSV_PENDING",
+    "PAPER_PENDING",
     "RERUN_PENDING",
     "TABLE_KEY",
     "WALL_PENDING",
@@ -33,6 +35,7 @@ __all__ = [
 WALL_PENDING = "not measured (chapter run outside the pipeline)"
 RERUN_PENDING = "`python -m companion run <chapter>` (the pipeline names the chapter)"
 CSV_PENDING = "(written beside the chapter when the pipeline runs it)"
+PAPER_PENDING = "see the Reproduce page (the pipeline fills this row)"
 CARD_KEY = "companion.runcard"
 TABLE_KEY = "companion.table"
 
@@ -45,6 +48,7 @@ def markdown(profile: str, reproduces: str, **rows: Any) -> str:
         f"| library | backward_lib {__version__}, torch {torch.__version__} |",
         f"| wall time | {WALL_PENDING} |",
         f"| rerun | {RERUN_PENDING} |",
+        f"| at the paper's scale | {PAPER_PENDING} |",
     ]
     return "\n".join(lines)
 

@@ -23,36 +23,28 @@ def _chapter(name, doc, claims, stamp=None, card=None):
     )
 
 
-def test_claims_page_rows_and_verdicts():
+def test_claims_page_groups_chapters_by_part_with_badges_and_links():
     a = _chapter("a", "theory/a", [_claim("Fig. 1", "x | y", True, "check"), _claim("Fig. 1", "z", True)])
     b_claims = [
         _claim("Fig. 2", "p", True),
         _claim("Fig. 2", "q", False),
         _claim("Fig. 3", "r", False, measured="nan"),
         _claim("Fig. 4", "s", True, "check"),
-        _claim("Fig. 4", "t", False),
         _claim("Fig. 5", "u", False, verdict="INCONCLUSIVE"),
-        _claim("Fig. 5", "v", True),
-        _claim("Fig. 6", "w", False, verdict="INCONCLUSIVE"),
     ]
     b = _chapter("b", "experiments/b", b_claims)
     text = pages.claims_page([a, b])
-    assert (
-        "**10 claims in 2 chapter(s):** 2 checks, 2 hold; 8 findings, 3 agree with the paper, "
-        "2 are inconclusive and 3 disagree" in text
-    )
-    summary = text.split("## Every claim")[0]
-    assert re.search(r"\| Fig\. 1 \| \{doc\}`Title a <theory/a>` \| 1 check, 1 finding \| agrees \|", summary)
-    assert re.search(r"\| Fig\. 2 \|.*\| 2 findings \| partly \(1 of 2 agree\) \|", summary)
-    assert re.search(r"\| Fig\. 5 \|.*\| 2 findings \| partly \(1 of 2 agree, 1 inconclusive\) \|", summary)
-    assert re.search(r"\| Fig\. 6 \|.*\| 1 finding \| inconclusive \|", summary)
-    assert re.search(r"\| Fig\. 3 \|.*\| 1 finding \| \*\*disagrees\*\* \|", summary)
-    # the verdict on a statement follows its findings; a check beside them is the book's own
-    assert re.search(r"\| Fig\. 4 \|.*\| 1 check, 1 finding \| \*\*disagrees\*\* \|", summary)
-    detail = text.split("## Every claim")[1]
-    assert "x \\| y" in detail  # a pipe inside a cell is escaped
-    assert detail.count("\n| Fig.") == 10  # one row per claim
-    assert "| nan |" in detail
+    assert "**5 findings: 2 agree with the paper, 1 are inconclusive and 2 disagree**. 2 checks, 2 hold." in text
+    # parts in the book's order, one collapsed box per chapter with its tally in the title
+    assert text.index("## Theory") < text.index(":::{dropdown} Title a") < text.index("## Experiments")
+    assert ":::{dropdown} Title b — 4 findings: 1 agrees, 1 inconclusive, 2 disagrees; 1 check, 1 hold" in text
+    box = text.split(":::{dropdown} Title b")[1].split("\n:::\n")[0]
+    assert box.count("\n| {ref}`Fig.") == 5  # one row per claim, each linking to the claims section
+    assert "{ref}`Fig. 2 <claims-b>`" in box and "{bdg-danger}`disagrees`" in box
+    assert "{bdg-muted}`inconclusive`" in box and "{bdg-success}`holds`" in box
+    assert "x \\| y" in text  # a pipe inside a cell is escaped
+    assert "| nan |" in box
+    assert "{download}`claims.json <claims.json>`" in text and "figures/forest.svg" in text
 
 
 def test_claims_page_lists_every_claim_of_every_executed_chapter():
@@ -99,11 +91,14 @@ def test_reproduce_page_extrapolates_experiments_only():
     assert ratio > 10  # every backward step recorded instead of every 10th
     assert "record_every 10 → 1" in row and "cpu: x86_64" in row
     row = next(line for line in text.splitlines() if "constant_maps_and_quadratic>`" in line)
-    assert row.endswith("| not extrapolated |") and "realizations 4000 → 20000" in row
+    assert row.endswith("| not extrapolated | CPU |") and "realizations 4000 → 20000" in row
+    row = next(line for line in text.splitlines() if "fig3_reset>`" in line)
+    assert re.search(r"\| [\d,]+ PFLOP, ≈ [\d.,]+ h \|$", row)  # the paper's settings on a GPU
+    assert "RAY_ADDRESS=auto python -m companion run fig2_resnet18 --profile paper --executor ray" in text
     assert "papermill /tmp/fig3.ipynb" in text and "width: 1.0" in text
 
 
-def test_machine_targets_have_a_section_of_their_own():
+def test_machine_targets_are_listed_but_not_counted():
     timing = {
         **_claim("Performance", "engine / plain loop ≥ 1.5", False, measured=1.2),
         "criterion": "measured ≥ 1.5",
@@ -111,10 +106,10 @@ def test_machine_targets_have_a_section_of_their_own():
     ch = _chapter("perf", "performance/perf", [_claim("Performance", "same iterates", True, "check")])
     ch.machine.append(timing)
     text = pages.claims_page([ch])
-    assert "**1 claims in 1 chapter(s):** 1 checks, 1 hold; 0 findings" in text  # timings not counted
-    section = text.split("## Measured on the machine that built the book")[1]
-    assert "engine / plain loop ≥ 1.5 | 1.2 | measured ≥ 1.5 | **disagrees** (this machine) |" in section
-    assert "## Measured on the machine" not in pages.claims_page([_chapter("t", "theory/t", [timing])])
+    assert "**0 findings: 0 agree" in text and "1 checks, 1 hold" in text  # timings not counted
+    row = next(line for line in text.splitlines() if "engine / plain loop" in line)
+    assert "measured on the machine that built the book; not re-checked by CI" in row
+    assert "| 1.2 | measured ≥ 1.5 | {bdg-danger}`disagrees` |" in row
 
 
 def test_gpu_section_reads_the_committed_check_or_says_none_was_run(tmp_path):
@@ -155,6 +150,5 @@ def test_duplicate_findings_are_counted_once():
     dup = {**_claim("A.6", "after: x", True), "same_as": "Fig. 3"}
     b = _chapter("a6_delayed", "experiments/a6_delayed", [dup, _claim("A.6", "y", False)])
     text = pages.claims_page([a, b])
-    assert (
-        "2 findings, 1 agree with the paper" in text and "1 more repeat another chapter's computation" in text
-    )
+    assert "**2 findings: 1 agree with the paper" in text and "1 more repeat another chapter's computation" in text
+    assert "(the same computation as Fig. 3: counted there)" in text
