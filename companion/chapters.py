@@ -61,6 +61,12 @@ def notebook(src: Path):
     spec = _variant(src)
     nb = jupytext.read(spec["source"])
     nb.cells[0] = nbformat.v4.new_markdown_cell(f"# {spec['title']}\n\n{spec['intro'].strip()}")
+    # A figure's name is a label, unique across the book: fig-<source>-x becomes fig-<variant>-x.
+    source_prefix, own_prefix = f"fig-{spec['source'].stem}-", f"fig-{src.stem}-"
+    for cell in nb.cells:
+        figure = cell.metadata.get("mystnb", {}).get("figure", {})
+        if str(figure.get("name", "")).startswith(source_prefix):
+            figure["name"] = own_prefix + figure["name"][len(source_prefix) :]
     return nb
 
 

@@ -130,21 +130,18 @@ runcard.show(
 # Test loss of the three iterates, one row per seed; the backward and approximate backward
 # iterates are recorded every `record_every` steps.
 
-# %%
-fig = plots.curves(
-    df, "test_loss", title="Test loss: forward, backward, approximate backward"
-)
+# %% mystnb={"figure": {"caption": "Test loss against step per seed: forward (blue), backward (vermillion) and approximate backward (green, dashed). Forward and backward nearly coincide; the approximation leaves them upwards.", "name": "fig-approx_backward-test-loss"}, "image": {"alt": "Line plots, one panel per seed, of the test loss of the forward, backward and approximate backward iterates against the step."}}
+fig = plots.curves(df, "test_loss")
 
-# %%
-fig = plots.curves(df, "test_accuracy", title="Test accuracy")
+# %% mystnb={"figure": {"caption": "Test accuracy against step per seed: forward (blue), backward (vermillion) and approximate backward (green, dashed).", "name": "fig-approx_backward-test-accuracy"}, "image": {"alt": "Line plots, one panel per seed, of the test accuracy of the forward, backward and approximate backward iterates against the step."}}
+fig = plots.curves(df, "test_accuracy")
 
 # %% [markdown]
 # And the quantity the approximation is about: the distance of the forward iterate and of
 # the approximate backward iterate to the exact backward one.
 
-# %%
-fig = plots.curves(df[df["step"] > 1], "to_backward", logy=True,
-                   title=r"Distance to the backward iterate $\tilde\theta_n$")  # fmt: skip
+# %% mystnb={"figure": {"caption": "Distance to the exact backward iterate (log scale) of the forward iterate (blue) and of the approximate backward iterate (green, dashed), per seed. The approximation is not closer than the forward iterate.", "name": "fig-approx_backward-distance"}, "image": {"alt": "Line plots on a log scale, one panel per seed, of the distance to the backward iterate of the forward and the approximate backward iterates against the step."}}
+fig = plots.curves(df[df["step"] > 1], "to_backward", logy=True)
 
 # %% [markdown]
 # The forward and backward test-loss curves lie almost on top of each other at this
@@ -229,24 +226,24 @@ every_step.round(2)
 # examples runs as large matrix products, which is why it is cheaper per example on this
 # CPU than a batch-8 step.
 
-# %%
+# %% mystnb={"figure": {"caption": "Examples processed against step n (log–log): the exact backward iterate at every step (quadratic) against the approximation of Corollary C.4 (dashed, with measured counts as dots); dotted: one pass over the data.", "name": "fig-approx_backward-cost"}, "image": {"alt": "Log-log plot of the number of examples processed against the number of steps, for the exact backward iterate and for the approximation, with measured points."}}
 n = np.logspace(0, 5, 200)
 n_data, b = len(x), batch_size
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.7))
 ax.loglog(n, b * n * (n + 1) / 2, color=plots.ORDER_COLORS["backward"],
           label="exact backward, every step: $b\\,n(n+1)/2$ gradients")  # fmt: skip
 cum = np.cumsum(np.minimum(b * (np.arange(1, 100_001) - 1), n_data) + b)
-ax.loglog(np.arange(1, 100_001), cum, color="#8c564b",
+ax.loglog(np.arange(1, 100_001), cum, color=plots.ORDER_COLORS["approx. backward"], ls="--",
           label="approximation (C.4): $\\sum_m \\min(b(m-1), N) + b$ HVP examples")  # fmt: skip
 ax.plot(
     n_paper,
     paper.cost.hvp_examples,
     "o",
-    color="#8c564b",
+    color=plots.ORDER_COLORS["approx. backward"],
     label="measured HVP examples",
 )
 ax.axvline(n_data / b, color="gray", ls=":", lw=1, label="one pass over the data")
-ax.set(xlabel="steps n", ylabel="examples processed")
+ax.set(xlabel="step n", ylabel="examples processed")
 ax.legend(loc="upper left", fontsize="small")
 plt.show()
 

@@ -204,7 +204,7 @@ slopes = pd.DataFrame(
 )
 slopes.round(3)
 
-# %%
+# %% mystnb={"figure": {"caption": "Against the learning rate h (log–log), one line per chain length n: left, the gap between backward and forward iterate (slope 2); right, the residual after the bracket correction (slope 3; dotted, sign flipped: slope 2).", "name": "fig-lie_brackets-order-in-h"}, "image": {"alt": "Two log-log panels of distances against the learning rate, one line per chain length, with reference slopes 2 and 3."}}
 colors = dict(
     zip(chain_lengths, sns.color_palette("viridis", len(chain_lengths)), strict=True)
 )
@@ -258,7 +258,7 @@ along = pd.DataFrame(along)
 along["ratio"] = along["residual"] / along["gap"].where(along["n"] > 1)  # gap_1 = 0
 along[along["n"] > 1].pivot_table(index="n", columns="net", values="ratio").round(3).T
 
-# %%
+# %% mystnb={"figure": {"caption": "Distance to the backward iterate along training (log–log), for the ReLU (left) and tanh (right) MLP: the forward iterate (blue) and the corrected iterate (vermillion). On ReLU the correction removes almost nothing.", "name": "fig-lie_brackets-along-training"}, "image": {"alt": "Two log-log panels, ReLU and tanh networks, of the distance to the backward iterate against the step, for the forward and for the corrected iterate."}}
 fig, axes = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.9), sharey=True)
 for ax, net in zip(axes, nets, strict=True):
     d = along[(along["net"] == net) & (along["n"] > 1)]
@@ -355,7 +355,7 @@ sweep = pd.DataFrame(sweep)
 relu = sweep[sweep["net"] == "ReLU"].set_index("h")
 relu[["gap", "ratio", "kinks"]].T.map("{:.3g}".format)
 
-# %%
+# %% mystnb={"figure": {"caption": "Residual over gap against the learning rate h (log–log) for the tanh and ReLU MLPs; dotted, the paper's h. For tanh the ratio falls like h; for ReLU it jumps to 1 once kinks are crossed.", "name": "fig-lie_brackets-ratio"}, "image": {"alt": "Log-log plot of the ratio of the corrected residual to the forward gap against the learning rate, for a tanh and a ReLU network."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.8))
 for net, marker in zip(nets, "os", strict=True):
     d = sweep[sweep["net"] == net]

@@ -204,7 +204,7 @@ slopes = pd.DataFrame(
 )
 slopes.round(3).T
 
-# %%
+# %% mystnb={"figure": {"caption": "Distances between small steps and one large step against the learning rate h (log–log), one panel per k: solid lines (no second-order term) fall with slope 2, dashed lines (with it) with slope 3.", "name": "fig-order_average-order-in-h"}, "image": {"alt": "Log-log panels, one per number of small batches k, of distances against the learning rate, with and without the second-order term, and slope guides."}}
 styles = dict(
     zip(cols, [("C0", "-"), ("C0", "--"), ("C3", "-"), ("C3", "--")], strict=True)
 )

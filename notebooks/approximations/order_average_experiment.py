@@ -141,8 +141,11 @@ runcard.results(df, "every recorded value (method, k, seed, step, metric)")
 # First the raw curves for the largest $k$: mean over seeds (lines) and range over seeds
 # (bands). All methods fall together; their differences are a few hundredths of the loss.
 
-# %%
-colors = {"large batch": plots.ORDER_COLORS["forward"], "small batch": "#ff7f0e"}
+# %% mystnb={"figure": {"caption": "Training (left) and test (right) loss against large-batch steps for the largest k: large batch, small batches and the order-averaged steps for each weight λ (greens); bands span the seeds.", "name": "fig-order_average_experiment-curves"}, "image": {"alt": "Two panels of loss curves against large-batch steps for large-batch, small-batch and order-averaged training, with shaded ranges over seeds."}}
+colors = {
+    "large batch": plots.ORDER_COLORS["forward"],
+    "small batch": plots.OKABE_ITO["orange"],
+}
 greens = sns.color_palette("Greens", len(lams) + 1).as_hex()[1:]
 colors.update({f"λ = {lam:g}": c for lam, c in zip(lams, greens, strict=True)})
 
@@ -169,7 +172,7 @@ plt.show()
 # (same initialization, same examples), one row per $k$. Below zero is better than large
 # batch.
 
-# %%
+# %% mystnb={"figure": {"caption": "Each run's loss minus the large-batch run of the same seed, against large-batch steps, one row per k; below zero is better than large batch.", "name": "fig-order_average_experiment-paired"}, "image": {"alt": "A grid of panels, rows by k and columns training and test loss, of loss differences to the large-batch run against the step."}}
 base = df[df["method"] == "large batch"].set_index(["metric", "seed", "step"])["value"]
 paired = df[df["method"] != "large batch"].copy()
 key = pd.MultiIndex.from_frame(paired[["metric", "seed", "step"]])

@@ -90,15 +90,15 @@ runcard.results(df, "every recorded value (function, order, step, metric)")
 # %% [markdown]
 # ## Training loss, one row per function
 
-# %%
-fig = plots.curves(df, "train_loss", row="function", logy=True, title="training loss")
+# %% mystnb={"figure": {"caption": "Training loss (log scale) against step, forward (blue) and backward (vermillion), one panel per target function. The paper reads the backward curve as the smoother; the findings below measure it.", "name": "fig-a1_regression-train-loss"}, "image": {"alt": "Three line plots, one per target function, of the training loss on a log scale against the step for the forward and backward iterates."}}
+fig = plots.curves(df, "train_loss", row="function", logy=True)
 
 # %% [markdown]
 # ## The fitted functions at the last step
 #
 # The end points $\theta_N$ and $\tilde\theta_N$ come from the same engine (one chain each).
 
-# %%
+# %% mystnb={"figure": {"caption": "The fitted functions at the last step, forward (blue) and backward (vermillion), against the target f (dashed) and the 100 data points (grey).", "name": "fig-a1_regression-fits"}, "image": {"alt": "Three panels, one per target function, each showing the data points, the target function and the forward and backward network fits on [-1, 1]."}}
 fig, axes = plt.subplots(1, len(functions), figsize=(plots.WIDTH, 2.4), sharey=False)
 for ax, f in zip(axes, functions, strict=True):
     p = runs[f][1]

@@ -111,8 +111,8 @@ runcard.results(df, "every recorded value (order, seed, step, metric)")
 # $\theta_r$ (the paper's figure, as we read it) and one from the backward $\tilde\theta_r$.
 # The dotted line marks step $r$.
 
-# %%
-fig = plots.curves(df, "test_accuracy", title=f"Test accuracy ({figure})")
+# %% mystnb={"figure": {"caption": "Test accuracy against step, forward (blue) and the backward reading (vermillion; a second reading orange, dashed), one panel per seed; the dotted line marks the reset or switch step. The paper reads the backward curves as settling after it; the findings below measure it.", "name": "fig-fig3_reset-test-accuracy"}, "image": {"alt": "Line plots, one panel per seed, of the test accuracy against the step for the forward iterate and the backward readings, with a vertical line at the reset step."}}
+fig = plots.curves(df, "test_accuracy")
 for ax in fig.axes:
     ax.axvline(reset_at, color="gray", ls=":", lw=1)
 
@@ -177,12 +177,12 @@ decays.round(3)
 # The same movements step by step (log scale), after the reset: a backward iterate converging
 # to a point shows them falling; a forward iterate sampling a distribution keeps them level.
 
-# %%
+# %% mystnb={"figure": {"caption": "Fraction of test predictions that change over the lag, after the reset or switch, per seed (log scale): forward (blue) against the backward reading (vermillion; a second reading orange, dashed).", "name": "fig-fig3_reset-prediction-change"}, "image": {"alt": "Line plots on a log scale, one panel per seed, of the fraction of test predictions that change between iterates a fixed lag apart, forward against backward."}}
 late = df[df["step"] > reset_at]
-fig = plots.curves(late, f"pred_change_lag{lag}", logy=True,
-                   title=f"Fraction of test predictions that change over {lag} steps")  # fmt: skip
-fig = plots.curves(late, f"increment_lag{lag}", logy=True,
-                   title=f"Parameter distance over {lag} steps")  # fmt: skip
+fig = plots.curves(late, f"pred_change_lag{lag}", logy=True)
+
+# %% mystnb={"figure": {"caption": "Parameter distance between iterates one lag apart, after the reset or switch, per seed (log scale): forward (blue) against the backward reading (vermillion; a second reading orange, dashed).", "name": "fig-fig3_reset-parameter-distance"}, "image": {"alt": "Line plots on a log scale, one panel per seed, of the distance in parameter space between iterates a fixed lag apart, forward against backward."}}
+fig = plots.curves(late, f"increment_lag{lag}", logy=True)
 
 # %% [markdown]
 # ## Claims

@@ -220,7 +220,7 @@ print(
 # Full-batch AGNES with $\alpha = \eta$ (that is, the paper's Nesterov SGD) from each student's
 # initialization, in the training precision.
 
-# %%
+# %% mystnb={"figure": {"caption": "Training loss against epoch (log–log), one line per run; grey, the range of the paper's final losses.", "name": "fig-benign_nonconvexity-training"}, "image": {"alt": "Log-log plot of training loss against the epoch, one line per run, with a grey band for the paper's final losses."}}
 T = stacked_map(net, agnes.from_nesterov(lr, momentum), x, y, full)
 t0 = time.perf_counter()
 curve = {}
@@ -280,30 +280,39 @@ with np.errstate(invalid="ignore", divide="ignore"):
     mu = np.where(tc != 0, 2 * (d1 * tc - phi[1:-1] + phi.min(0)) / tc**2, np.nan)
 print(f"‖∇L(w)‖ per run: {gnorm.numpy()}")
 
-# %%
+# %% mystnb={"figure": {"caption": "The loss along the normalized gradient direction, φ(t) = L(w + tg), against t (log scale), one line per run.", "name": "fig-benign_nonconvexity-line-loss"}, "image": {"alt": "Semi-log plot of the loss along the gradient direction against the step size t, one line per run."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.4))
 for r in range(runs):
     ax.plot(ts, phi[:, r], lw=1, label=f"run {r}")
 ax.set(yscale="log", xlabel="t", ylabel=r"$\varphi(t) = L(w + tg)$")
-_ = ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+plt.show()
 
 # %% [markdown]
 # $\varphi''$ and $\hat\mu$ on the same axes, one row per run (their scales differ by orders of
 # magnitude between runs); shaded: where $\varphi'' > 0$.
 
-# %%
+# %% mystnb={"figure": {"caption": "φ''(t) (black) and the estimate μ̂(t) (orange, dashed) against t, one row per run; shaded, where φ'' > 0.", "name": "fig-benign_nonconvexity-curvature"}, "image": {"alt": "Stacked panels, one per run, of the second derivative of the loss along the gradient direction and the estimate mu-hat against t, with shaded convex regions."}}
 fig, axes = plt.subplots(
     runs, 1, figsize=(plots.WIDTH, 1.35 * runs), sharex=True, squeeze=False
 )
 for r, ax in enumerate(axes[:, 0]):
     ax.plot(tc, d2[:, r], color="black", lw=1.2, label=r"$\varphi''(t)$")
-    ax.plot(tc, mu[:, r], color="tab:orange", lw=1.2, ls="--", label=r"$\hat\mu(t)$")
-    ax.fill_between(tc[:, 0], 0, 1, where=d2[:, r] > 0, color="tab:green", alpha=0.12,
+    ax.plot(
+        tc,
+        mu[:, r],
+        color=plots.OKABE_ITO["orange"],
+        lw=1.2,
+        ls="--",
+        label=r"$\hat\mu(t)$",
+    )
+    ax.fill_between(tc[:, 0], 0, 1, where=d2[:, r] > 0, color=plots.OKABE_ITO["bluish green"], alpha=0.12,
                     transform=ax.get_xaxis_transform(), label=r"$\varphi'' > 0$")  # fmt: skip
     ax.axhline(0, color="gray", lw=0.8)
     ax.set_ylabel(f"run {r}")
 axes[-1, 0].set_xlabel("t")
-_ = axes[0, 0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+axes[0, 0].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+plt.show()
 
 # %% [markdown]
 # Where is $\varphi$ convex? For each run, the largest interval around 0 on which $\varphi'' > 0$,
@@ -390,7 +399,7 @@ moves = {
 }  # [n, run]
 print(f"t0 per run: {t0.numpy().round(3)}; mini-batch runs: {question_seconds:.1f} s")
 
-# %%
+# %% mystnb={"figure": {"caption": "Step sizes ‖θ_{n+1} − θ_n‖ against n (log–log), one panel per optimizer: forward (blue) and backward (vermillion), thin lines per run, thick the median. The backward steps stay above the forward ones.", "name": "fig-benign_nonconvexity-steps"}, "image": {"alt": "Log-log panels, one per optimizer, of step sizes against the step for forward and backward iterates, thin lines per run and thick median lines."}}
 opt_names = list(dict.fromkeys(k[0] for k in question))
 fig, axes = plt.subplots(1, len(opt_names), figsize=(plots.WIDTH, 2.7), sharey=True)
 for ax, opt_name in zip(axes, opt_names, strict=True):
@@ -406,7 +415,8 @@ for ax, opt_name in zip(axes, opt_names, strict=True):
                 lw=2.2, label=f"{order_name} (median of runs)")  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="n", title=opt_name)
 axes[0].set_ylabel(r"$\|\theta_{n+1} - \theta_n\|$")
-_ = axes[1].legend(fontsize="small", loc="lower left")  # empty there
+axes[1].legend(fontsize="small", loc="lower left")  # empty there
+plt.show()
 
 # %%
 last = {

@@ -243,7 +243,7 @@ print(f"|velocity + finite-difference ∂R/∂u| ≤ {velocity_gap:.1e}")
 # neurons (ticks at the bottom) and the limit's piecewise-constant fit with its neurons (ticks at
 # the top).
 
-# %%
+# %% mystnb={"figure": {"caption": "Two-timescale run at four steps: the target f* (black), SGD's fit (blue) and the two-timescale limit (orange, dashed); ticks, the neurons' positions.", "name": "fig-two_timescale-snapshots"}, "image": {"alt": "Four panels of functions on [0, 1] at increasing steps: the piecewise constant target, the SGD network and the limit, with tick marks for neuron positions."}}
 xs = torch.linspace(0, 1, 1001, dtype=torch.float64)
 low, high = min(f_star.values) - 0.7, max(f_star.values) + 0.7  # rows of neuron ticks
 fig, axes = plt.subplots(2, 2, figsize=(plots.WIDTH, 4.2), sharex=True, sharey=True)
@@ -257,15 +257,16 @@ for ax, n in zip(axes.flat, snap, strict=True):
         label="SGD",
     )
     edges, values = tt.best_fit(f_star, limit[seeds[0]][n])
-    ax.stairs(values, edges, baseline=None, color="tab:orange", ls="--",
+    ax.stairs(values, edges, baseline=None, color=plots.OKABE_ITO["orange"], ls="--",
               label="two-timescale limit")  # fmt: skip
     ax.plot(th[1, 1:], np.full(m, low), "|", color=plots.ORDER_COLORS["forward"], ms=8)
-    ax.plot(edges[1:-1], np.full(m, high), "|", color="tab:orange", ms=8)
+    ax.plot(edges[1:-1], np.full(m, high), "|", color=plots.OKABE_ITO["orange"], ms=8)
     ax.set_title(f"step {n:,} (τ = {n * eps * h:.3g})")
 plots.legend_below(fig, ncol=3, fontsize="small")
 axes[1, 0].set_xlabel("x")
 axes[1, 1].set_xlabel("x")
-_ = fig.suptitle(f"Two-timescale run: h = {h:g}, ε = {eps:g}, η = {eta:g}")
+fig.suptitle(f"Two-timescale run: h = {h:g}, ε = {eps:g}, η = {eta:g}")
+plt.show()
 
 # %% [markdown]
 # The L2 error $\int_0^1 (f^* - f)^2$ of SGD (midpoint rule, 4000 cells) and the limit's risk
@@ -276,7 +277,7 @@ _ = fig.suptitle(f"Two-timescale run: h = {h:g}, ε = {eps:g}, η = {eta:g}")
 # $\Delta^2 \eta \int_{-1/2}^{1/2} (\mathbb 1_{z>0} - \sigma(z))^2 dz = 0.0589\,\Delta^2\eta$
 # (dotted line: the sum over the jumps), a floor SGD cannot go below with one neuron per jump.
 
-# %%
+# %% mystnb={"figure": {"caption": "L2 error against step (log–log): SGD (blue) and the two-timescale limit (orange, dashed), one line per run; dotted, the floor set by η.", "name": "fig-two_timescale-error"}, "image": {"alt": "Log-log plot of the L2 error against the step for SGD runs and their two-timescale limits, with a dotted floor line."}}
 tt_rows = np.flatnonzero(rows.group == "two-timescale")
 fail_rows = np.flatnonzero(rows.group == "ε = 1 (failure)")
 err = {n: dict(zip([*tt_rows, *fail_rows], tt.l2_error(fwd[n][:, [*tt_rows, *fail_rows]], f_star, eta), strict=True))
@@ -286,11 +287,12 @@ fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.8))
 for r, s in zip(tt_rows, seeds, strict=True):
     ax.plot(curve, [err[n][r] for n in curve], color=plots.ORDER_COLORS["forward"], lw=1,
             label="SGD" if r == tt_rows[0] else None)  # fmt: skip
-    ax.plot(curve, [tt.limit_risk(f_star, limit[s][n]) for n in curve], color="tab:orange",
+    ax.plot(curve, [tt.limit_risk(f_star, limit[s][n]) for n in curve], color=plots.OKABE_ITO["orange"],
             ls="--", label="two-timescale limit" if r == tt_rows[0] else None)  # fmt: skip
 ax.axhline(floor, color="gray", ls=":", label="η floor (one neuron on each jump)")
 ax.set(xscale="log", yscale="log", xlabel="step", ylabel=r"$\int_0^1 (f^* - f)^2$")
-_ = ax.legend(loc="lower left")
+ax.legend(loc="lower left")
+plt.show()
 
 # %% [markdown]
 # How far are SGD's neurons from the limit's at the end? The distance between the sorted
@@ -316,22 +318,27 @@ tracking.round(4)
 # their optimum. The run below starts from the same positions and samples as the first
 # two-timescale run.
 
-# %%
+# %% mystnb={"figure": {"caption": "Without two timescales (ε = 1): left, SGD's fit (vermillion) against the target at the last step; right, its L2 error against step.", "name": "fig-two_timescale-failure"}, "image": {"alt": "Two panels: the network function against the target on [0, 1], and the L2 error against the step, for a run with epsilon equal to one."}}
 fig, (ax, bx) = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.6), width_ratios=[3, 2])
 th = fwd[fail_end][:, fail_rows[0]]
 ax.plot(xs, f_star(xs.numpy()), color="black", lw=1.2, label="target")
 ax.plot(
     xs,
     tt.network(xs, th[0][None], th[1][None], eta)[0],
-    color="tab:red",
+    color=plots.OKABE_ITO["vermillion"],
     label="SGD, ε = 1",
 )
-ax.plot(th[1, 1:], np.full(m, low), "|", color="tab:red", ms=8)
+ax.plot(th[1, 1:], np.full(m, low), "|", color=plots.OKABE_ITO["vermillion"], ms=8)
 ax.set(xlabel="x", title=f"step {fail_end:,} (τ = {fail_end * fail_h:.3g})")
 ax.legend(loc="upper left", bbox_to_anchor=(0.43, 1.0), fontsize="small")
 fail_curve = [n for n in curve if n <= fail_end]
 for r in fail_rows:
-    bx.plot(fail_curve, [err[n][r] for n in fail_curve], color="tab:red", lw=1)
+    bx.plot(
+        fail_curve,
+        [err[n][r] for n in fail_curve],
+        color=plots.OKABE_ITO["vermillion"],
+        lw=1,
+    )
 bx.axhline(floor, color="gray", ls=":")
 bx.set(
     xscale="log",
@@ -351,7 +358,7 @@ print(
 # Every sweep run stops at the same slow time $\tau$ = `sweep_tau`, i.e. after
 # $\tau/(\varepsilon h)$ steps: the smaller $\varepsilon$, the more steps.
 
-# %%
+# %% mystnb={"figure": {"caption": "Final L2 error (log scale) against ε, over the sweep's runs: the smaller ε, the lower the error.", "name": "fig-two_timescale-sweep"}, "image": {"alt": "Box plots of the final L2 error on a log scale for each value of epsilon."}}
 sweep = rows[
     rows.group.str.startswith("ε = ") & ~rows.group.str.contains("failure")
 ].copy()
@@ -369,6 +376,9 @@ sns.boxplot(
     sweep, x="eps", y="forward", ax=ax, color=plots.ORDER_COLORS["forward"], fill=False
 )
 ax.set(yscale="log", xlabel="ε", ylabel="final L2 error")
+plt.show()
+
+# %%
 sweep.groupby("eps")[["forward", "covered"]].median()
 
 # %% [markdown]
@@ -412,7 +422,7 @@ print(f"window order: {cost:,} map applications for {len(bgrid)} recorded steps 
 # $G$ at each run's $\theta_{r_0}$). Solid: all parameters. Median over the runs of each group.
 
 
-# %%
+# %% mystnb={"figure": {"caption": "Distance ‖θ_{r0+2j} − θ_{r0+j}‖ against lag j, forward (blue) and backward (vermillion), in four runs; dotted, restricted to the contracted directions.", "name": "fig-two_timescale-moves"}, "image": {"alt": "A two-by-two grid of panels of distances between iterates against the lag, forward and backward, with dotted lines for contracted directions."}}
 def contracted(theta, r):
     """Eigenvectors of G at run r of theta that one window contracts by e^{-7} or more."""
     xq = (torch.arange(4000, dtype=torch.float64) + 0.5) / 4000
@@ -467,7 +477,7 @@ _ = fig.supxlabel(
 # At every run's last step the two orders give different points with the same law: the final
 # errors of the sweep, forward beside backward.
 
-# %%
+# %% mystnb={"figure": {"caption": "Final L2 error against ε, forward (blue) beside backward (vermillion): the same law.", "name": "fig-two_timescale-orders"}, "image": {"alt": "Paired box plots of the final L2 error for forward and backward iterates at each value of epsilon."}}
 sweep["backward"] = [
     tt.l2_error(bwd[n][:, [r]], f_star, eta)[0]
     for r, n in zip(sweep.index, sweep.end, strict=True)
@@ -484,6 +494,9 @@ sns.boxplot(
 )
 ax.set(yscale="log", xlabel="ε", ylabel="final L2 error")
 ax.legend(loc="lower right", fontsize="small")
+plt.show()
+
+# %%
 ks = {
     e: stats.ks_2samp(g["forward"], g["backward"]).pvalue
     for e, g in sweep.groupby("eps")

@@ -145,7 +145,7 @@ pd.DataFrame({name: {k: r[k] for k in keys} for name, r in runs.items()})
 # Chain-steps per second of each way of running the same chains, per workload (higher is
 # faster; the plain loop is the paper's Figure 1 procedure).
 
-# %%
+# %% mystnb={"figure": {"caption": "Map applications (chain-steps) per second of each executor, on the MLP and the ResNet-18 workloads.", "name": "fig-engine_speed-rates"}, "image": {"alt": "Two bar charts, one per workload, of chain-steps per second for the plain loop, the sequential engine and Ray with two workers."}}
 rates = pd.DataFrame(
     [
         {"workload": name, "executor": label, "chain-steps per second": r[key]}
@@ -161,7 +161,8 @@ for ax, (name, part) in zip(axes, rates.groupby("workload", sort=False), strict=
     ax.set_title(name)
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelrotation=15)
-_ = fig.suptitle("Map applications per second, by executor")
+fig.suptitle("Map applications per second, by executor")
+plt.show()
 
 # %% [markdown]
 # Where the sequential engine's time goes on the MLP (torch.profiler, self CPU time; the
@@ -173,7 +174,7 @@ print("\n".join(runs["MLP 5×500"]["profile"].strip().splitlines()[:16]))
 # %% [markdown]
 # ## Targets (machine-dependent, reported)
 #
-# The targets of the engine issue, on this 2-core CPU: the sequential engine at least 1.5× the
+# The engine's speed targets, on this 2-core CPU: the sequential engine at least 1.5× the
 # plain loop at the same threads; Ray with two one-thread workers at least 1.7× the sequential
 # engine with two threads; the fastest executor at least 3× the plain loop and at least 0.3 of
 # the matmul peak. They depend on the machine and its load, so they are shown here, and on the

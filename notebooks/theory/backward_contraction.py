@@ -250,7 +250,7 @@ pd.DataFrame(
 # tanh maps the backward increments fall far below the bound: a random direction is contracted
 # by much less than the worst case $\rho$.
 
-# %%
+# %% mystnb={"figure": {"caption": "Increments ‖θ_{n+1} − θ_n‖ against step n (log scale), one panel per case, one line per realization: forward (blue) keeps its size, backward (vermillion) falls under the bound Cρ^n (dashed) down to round-off (grey).", "name": "fig-backward_contraction-increments"}, "image": {"alt": "A grid of semi-log panels, one per contraction case, of increment sizes against the step for forward and backward iterates, with a dashed bound line."}}
 eps = torch.finfo(torch.float64).eps
 fig, axes = plt.subplots(2, 3, figsize=(plots.WIDTH, 4.6), sharex=True, sharey=True)
 for ax, (name, t) in zip(axes.flat, table.items(), strict=False):
@@ -352,7 +352,7 @@ print(
     + f"; largest Kρ^M = {max(float(k.max()) for k in K.values()) * rho**limit_step:.1e}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Worst realization's distance to the limit divided by the bound Kρ^n, against step n, one line per case: every case stays below 1 (dashed).", "name": "fig-backward_contraction-bound-ratio"}, "image": {"alt": "Line plot of the ratio of distance to limit over the theoretical bound against the step, one line per case, with a dashed line at one."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.8))
 for name, r in limit_ratio.items():
     at_roundoff = (limit_error[name] < 1e-13).any(1).numpy()  # not convergence
@@ -393,7 +393,7 @@ plt.show()
 # recorded value is no longer a finite float64, instead of passing NaN or infinity on to the
 # figure.
 
-# %%
+# %% mystnb={"figure": {"caption": "Increments against step n for four kinds of displacement, one row each: forward (blue), backward (vermillion) and the key step's line ρ^n‖T_{n+1}x_0 − x_0‖ (dashed). Only c > 1/ρ makes the backward increments grow (crosses: diverged).", "name": "fig-backward_contraction-displacements"}, "image": {"alt": "Stacked semi-log panels, one per displacement case, of forward and backward increment sizes against the step, with a dashed reference line and crosses where runs diverged."}}
 growth = {
     "(a) ‖b_n‖ = 1": lambda k: torch.ones_like(k),
     "(b) ‖b_n‖ = n": lambda k: k,

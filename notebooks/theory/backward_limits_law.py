@@ -135,65 +135,6 @@ def compare(a, b):
     return {"KS p-value": stats.ks_2samp(a, b).pvalue, "variance z": z}
 
 
-STYLES = {  # sample → (colour, line style), in the order the samples are listed
-    0: (plots.ORDER_COLORS["backward"], "-"),
-    1: (plots.ORDER_COLORS["forward"], "--"),
-    2: ("0.4", ":"),
-    3: ("#2ca02c", "-."),
-}
-
-
-def law_figure(samples, path, xlabel, mark=None):
-    """Q–Q plot and histograms against a forward path, and the KS view: F_sample − F_path."""
-    fig = plt.figure(figsize=(plots.WIDTH, 5.2))
-    grid = fig.add_gridspec(2, 2, height_ratios=[1.1, 1])
-    qq, hist, gap = (
-        fig.add_subplot(grid[0, 0]),
-        fig.add_subplot(grid[0, 1]),
-        fig.add_subplot(grid[1, :]),
-    )
-    levels = np.linspace(0.005, 0.995, 199)
-    ref, xs = np.quantile(path, levels), np.linspace(path.min(), path.max(), 1000)
-    F_path = np.searchsorted(np.sort(path), xs, side="right") / len(path)
-    for k, (name, s) in enumerate(samples.items()):
-        color, ls = STYLES[k]
-        qq.plot(ref, np.quantile(s, levels), color=color, ls=ls, lw=1.3, label=name)
-        F = np.searchsorted(np.sort(s), xs, side="right") / len(s)
-        gap.plot(xs, F - F_path, color=color, ls=ls, lw=1.1, label=name)
-    qq.plot(ref, ref, color="k", lw=0.6)
-    qq.set(
-        xlabel="quantiles of the forward path",
-        ylabel="sample quantiles",
-        title="Q–Q plot",
-    )
-    first = next(iter(samples.values()))
-    plots.law({"backward": first, "forward": path}, ax=hist, bins=50)
-    hist.set(xlabel=xlabel, title="backward endpoints and forward path")
-    n, m = len(first), len(path)
-    band = 1.628 * np.sqrt(
-        (n + m) / (n * m)
-    )  # two-sample KS critical distance at the 1% level
-    gap.axhspan(-band, band, color="0.9", lw=0, label="KS: not rejected at 1%")
-    gap.axhline(0, color="k", lw=0.6)
-    gap.set(xlabel=xlabel, ylabel="$F_{sample} - F_{path}$")
-    # below the panels: inside the bottom one it would hide the KS band
-    fig.legend(*gap.get_legend_handles_labels(), loc="outside lower center", ncol=2,
-               fontsize="small")  # fmt: skip
-    if mark is not None:
-        for ax in (hist, gap):
-            ax.axvline(mark[0], color="k", lw=0.8, ls="--")
-        hist.text(
-            mark[0],
-            0.97,
-            f"{mark[1]} ",  # left of the line, where the bars are lower
-            transform=hist.get_xaxis_transform(),
-            ha="right",
-            va="top",
-            fontsize="small",
-        )
-    return fig
-
-
 # %% [markdown]
 # ## (a) Example 3.1 with Rademacher noise: uniform and Cantor limits
 #
@@ -295,7 +236,7 @@ quad_table.T
 # with the forward path, and the Gaussian of the same variance is rejected: the variance formula
 # of Example 3.1 holds for any noise, the Gaussian shape only for Gaussian noise.
 
-# %%
+# %% mystnb={"figure": {"caption": "Example 3.1 with Rademacher noise: distribution functions of the backward endpoints (vermillion) and the forward path (blue) on the closed forms (grey): uniform at h = 1/2, Cantor at h = 2/3; dotted, a Gaussian of the same variance.", "name": "fig-backward_limits_law-closed-forms"}, "image": {"alt": "Two panels of empirical cumulative distribution functions against x, for h = 1/2 and h = 2/3, with the closed-form limit and a Gaussian comparison."}}
 fig, axes = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.7), sharey=True)
 for ax, (h, s) in zip(axes, quad.items(), strict=True):
     grid = np.linspace(-1.3 * sigma, 1.3 * sigma, 801)
@@ -400,8 +341,8 @@ print(
     f"Kρ^(N/2) = {C_nl / (1 - rho_nl) * rho_nl ** (N // 2):.1e} (ρ = {rho_nl:.2g})"
 )
 
-# %%
-fig = law_figure(nl, path, "x")
+# %% mystnb={"figure": {"caption": "(b) Nonlinear contraction: Q–Q plot, histograms and KS view of backward endpoints, forward iterates at step N and two controls against a long forward path. Only the controls leave the grey KS band.", "name": "fig-backward_limits_law-nonlinear"}, "image": {"alt": "Three panels: a quantile-quantile plot, overlapping histograms, and differences of distribution functions with a grey acceptance band, for several samples against a forward path."}}
+fig = plots.law_panels(nl, path, "x")
 plt.show()
 
 # %% [markdown]
@@ -655,8 +596,10 @@ moves
 # at the probe barely depends on it. The backward iterates converge to points here although no
 # single map is a contraction: the product of many batch maps contracts.
 
-# %%
-fig = law_figure(net, net_path, "network output at input 0", mark=(f_star, "f(θ*)"))
+# %% mystnb={"figure": {"caption": "(c) SGD on a small network: Q–Q plot, histograms and KS view of the network output for backward endpoints, forward iterates and two controls against a long forward path; dashed, f(θ*).", "name": "fig-backward_limits_law-network"}, "image": {"alt": "Three panels: a quantile-quantile plot, overlapping histograms of the network output, and differences of distribution functions with a grey acceptance band."}}
+fig = plots.law_panels(
+    net, net_path, "network output at input 0", mark=(f_star, "f(θ*)")
+)
 plt.show()
 
 # %% [markdown]

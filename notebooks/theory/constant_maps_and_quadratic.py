@@ -80,7 +80,7 @@ runcard.show(
 # equals the constant of the **last** map applied, $T_n$; a backward iterate
 # $\tilde x_n = T_1 \circ \dots \circ T_n(x_0)$ equals the constant of $T_1$ for every $n$.
 
-# %%
+# %% mystnb={"figure": {"caption": "Example 2.4, constant maps a = 1, b = −1: the iterate x_n against step n per draw. The forward path (blue) jumps between a and b; the backward path (vermillion) is flat from step 1.", "name": "fig-constant_maps_and_quadratic-constant-maps"}, "image": {"alt": "Line plots, one panel per draw, of forward and backward iterates of random constant maps against the step."}}
 a, b = 1.0, -1.0
 gen = torch.Generator().manual_seed(seed)
 coins = torch.randint(0, 2, (draws, steps), generator=gen)  # 1 → T_a, 0 → T_b
@@ -105,7 +105,7 @@ ex24 = pd.concat(
     )
     for k in range(draws)
 )
-fig = plots.curves(ex24, "x", title="Example 2.4: constant maps a = 1, b = −1")
+fig = plots.curves(ex24, "x")
 
 # %% [markdown]
 # The forward path jumps between $a$ and $b$ whenever consecutive maps differ, about half of
@@ -178,7 +178,7 @@ pd.DataFrame(errors)
 # Engine and closed forms agree to round-off for every $h$, including $1 < h < 2$ where
 # $1 - h < 0$ and the iterates alternate in sign. Now three noise draws at $h$ = 0.1:
 
-# %%
+# %% mystnb={"figure": {"caption": "Example 3.1: forward (blue) and backward (vermillion) iterates x_n against step n per realization. The backward iterate settles to a point; the forward one keeps fluctuating.", "name": "fig-constant_maps_and_quadratic-quadratic"}, "image": {"alt": "Line plots, one panel per realization, of forward and backward iterates of noisy quadratic gradient steps against the step."}}
 gen = torch.Generator().manual_seed(seed + 2)
 eps_draws = sigma * torch.randn(draws, steps, generator=gen)
 ex31 = pd.concat(
@@ -194,9 +194,7 @@ ex31 = pd.concat(
     )
     for k in range(draws)
 )
-fig = plots.curves(
-    ex31, "x", title=f"Example 3.1: forward and backward iterates, h = {h}"
-)
+fig = plots.curves(ex31, "x")
 
 # %% [markdown]
 # ### The backward increments decay like $(1-h)^n$
@@ -227,7 +225,7 @@ print(
     f"log(1 − h) = {theory_slope:.5f}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Geometric mean of the increments |x_{n+1} − x_n| against step n (log scale): backward (vermillion) decays like (1 − h)^n (black), forward (blue) keeps its size.", "name": "fig-constant_maps_and_quadratic-increments"}, "image": {"alt": "Semi-log plot of the geometric mean of increment sizes against the step for forward and backward iterates, with the reference line (1 - h) to the n."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.8))
 for name, v in mean_log.items():
     ax.plot(
@@ -280,7 +278,7 @@ summary = pd.DataFrame(
 )
 summary
 
-# %%
+# %% mystnb={"figure": {"caption": "Histograms of the backward endpoints (vermillion) and of one long forward path (blue) against the stationary density N(0, hσ²/(2−h)) (black): the same law.", "name": "fig-constant_maps_and_quadratic-law"}, "image": {"alt": "Two overlapping density histograms, backward endpoints and a thinned forward path, with a Gaussian density curve on top."}}
 grid = np.linspace(-4, 4, 200) * np.sqrt(stationary_var)
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.6))  # full width: room for the legend
 plots.law(
@@ -290,9 +288,10 @@ plots.law(
     ax=ax,
 )
 ax.legend(loc="upper left", fontsize="small")  # empty there; plots.law's "best" is not
-_ = ax.set_xlabel(
+ax.set_xlabel(
     f"x (backward: step {steps}, {realizations} realizations; forward: one path)"
 )
+plt.show()
 # %% [markdown]
 # ## Claims
 #

@@ -168,7 +168,7 @@ print(
     f"≥ 1 − {2 * alpha:g}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Quadratic loss: contraction factor of the GD map against the learning rate h. The operator norm (circles) and the worst random pair (crosses) lie on max_i |1 − hλ_i| (black).", "name": "fig-gd_contraction-quadratic"}, "image": {"alt": "Plot of contraction factors against the learning rate: one grey curve per eigenvalue mode, the maximum as a black line, and measured points."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.0))
 for i, lam_i in enumerate(eigenvalues):
     ax.plot(
@@ -179,8 +179,23 @@ for i, lam_i in enumerate(eigenvalues):
         label="$|1 - h\\lambda_i|$, each mode" if i == 0 else None,
     )
 ax.plot(h_grid, theory, "k-", lw=1.5, label="$\\max_i |1 - h\\lambda_i|$")
-ax.plot(h_grid, op_norm, "o", ms=5, mfc="none", color="C0", label="$\\|I - hH\\|_2$")
-ax.plot(h_grid, worst, "x", ms=4, color="C3", label=f"worst of {pairs} random pairs")
+ax.plot(
+    h_grid,
+    op_norm,
+    "o",
+    ms=5,
+    mfc="none",
+    color=plots.OKABE_ITO["blue"],
+    label="$\\|I - hH\\|_2$",
+)
+ax.plot(
+    h_grid,
+    worst,
+    "x",
+    ms=4,
+    color=plots.OKABE_ITO["vermillion"],
+    label=f"worst of {pairs} random pairs",
+)
 ax.axvline(2 / lam_max, color="k", ls="--", lw=0.8)
 ax.axhline(1, color="k", ls=":", lw=0.8)
 ax.text(2 / lam_max, 1.55, " $2/\\lambda_{\\max}$", va="top")
@@ -264,7 +279,7 @@ print(
     f"{int(runs['diverged'].sum())}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Left: distance to the minimum against step n just below and just above 2/λ_max, with the predicted rates (dashed). Right: the diverging run until float64 overflows, at the predicted step.", "name": "fig-gd_contraction-iterates"}, "image": {"alt": "Two panels: semi-log distance to the minimum against the step for a converging and a diverging learning rate, and the log of the distance of the diverging run with a predicted overflow line."}}
 fig, axes = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.8))
 colors = {"below": "C0", "above": "C3"}
 for name, h in h_runs.items():
@@ -438,7 +453,7 @@ print(
     f"{remainder_order:.3f}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Tanh MLP at an interpolating minimum: contraction factor against h. Along the non-flat subspace the map follows max over λ_i > 0 of |1 − hλ_i|; flat directions keep the factor at 1.", "name": "fig-gd_contraction-network"}, "image": {"alt": "Plot of contraction factors of a network's gradient map against the learning rate, with per-mode curves, per-direction ratios and worst random pairs."}}
 worst_curved = np.maximum(eig_pairs[:, ~flat.numpy()].max(1), rand_pairs.max(1))
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.2))
 for i in np.flatnonzero(~flat.numpy()):
@@ -591,7 +606,7 @@ print(
     f"½ Σ λ_i (1 − hλ_i)^(2n) (q_i·δ)² = {loss_linear:.3e}"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Network iterates below and above the threshold (log–log): left, distance to w* with its flat part (dotted); right, training loss with the linear prediction (dashed).", "name": "fig-gd_contraction-network-iterates"}, "image": {"alt": "Two log-log panels against the step: distance to the minimum and training loss, for learning rates below and above the stability threshold."}}
 fig, axes = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.8))
 for name, h in h_net_runs.items():
     part = wide.loc[name]

@@ -165,7 +165,7 @@ print(
     f"{float(lam[~kept].max()):.1e}], {int((lam < 0).sum())} negative"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Absolute Hessian eigenvalues at the trained minimum, by index (log scale): the kept directions (filled) and the dropped ones (open; crosses: negative).", "name": "fig-near_minimum-spectrum"}, "image": {"alt": "Semi-log scatter plot of Hessian eigenvalue magnitudes against their index, marking kept, dropped and negative eigenvalues."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.4))
 order_idx = np.arange(1, lam.numel() + 1)
 ax.semilogy(order_idx[kept], lam[kept], "o", ms=4, label="kept")
@@ -375,7 +375,7 @@ stab["log ratio"] = np.log(stab["value"]) - stab["log theory"]
 first_div = stab[stab["diverged"]].groupby(["h_lambda", "order"])["step"].min()
 print("first recorded step marked diverged:", first_div.to_dict())
 
-# %%
+# %% mystnb={"figure": {"caption": "Increments of the linearized iterates against step n, below (left) and above (right) hλ_max = 2: measured (dots) against expected (lines). Below, the backward increments fall and the forward ones stay; above, both grow.", "name": "fig-near_minimum-increments"}, "image": {"alt": "Two panels of log increment sizes against the step for forward and backward iterates, measured points with expected lines, and crosses where runs diverged."}}
 fig, axes = plt.subplots(1, 2, figsize=(plots.WIDTH, 2.9), sharex=True)
 for ax, s in zip(axes, stability_h_lambda, strict=True):
     part = stab[stab["h_lambda"] == s]
@@ -548,7 +548,7 @@ sgd_table
 # $h\lambda_{\max}$ = 1; the right one follows the ratio of the two closed forms as
 # $h \to 0$, with the real SGD runs on it.
 
-# %%
+# %% mystnb={"figure": {"caption": "Left: variance along each eigenvector, measured against the Lyapunov prediction (identity: grey). Right: total variance over the additive model's against hλ_max: where the additive model holds.", "name": "fig-near_minimum-covariance"}, "image": {"alt": "Two panels: a scatter of measured against predicted variances with an identity line, and a ratio of variances against the product of learning rate and top eigenvalue."}}
 h_grid = np.geomspace(0.01, 1.2, 15)
 ratio_curve = [
     np.trace(lyapunov_mult(s / lam_max)) / np.trace(lyapunov(s / lam_max, C_k_exact))
@@ -570,7 +570,12 @@ for name in ("backward", "forward"):
     )
 if sgd_dir:
     ax.plot(
-        sig_var, sgd_dir["real"], "^", ms=4, color="#2ca02c", label="real SGD, backward"
+        sig_var,
+        sgd_dir["real"],
+        "^",
+        ms=4,
+        color=plots.OKABE_ITO["bluish green"],
+        label="real SGD, backward",
     )
     ax.plot(
         sig_var,
@@ -601,7 +606,7 @@ ax2.errorbar(
     add_rows["tr Σ̂ / tr Σ_model"],
     yerr=2 * add_rows["sd"],
     fmt="^",
-    color="#2ca02c",
+    color=plots.OKABE_ITO["bluish green"],
     label="real SGD: tr $\\hat\\Sigma$ / tr $\\Sigma$ (±2 sd)",
 )
 ax2.axhline(1, color="gray", lw=1)

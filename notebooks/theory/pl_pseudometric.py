@@ -227,7 +227,7 @@ for f in fractions:
 contraction = pd.DataFrame(contraction)
 contraction.iloc[:: h_points // 6]
 
-# %%
+# %% mystnb={"figure": {"caption": "GD on least squares: ratio d(Tx, Ty)/d(x, y) against hℓ/2. Spectral (circles) and isotropic (squares) worst pairs stay below the bound q (line); the spectral pairs reach the exact supremum q⋆ (dashed).", "name": "fig-pl_pseudometric-contraction"}, "image": {"alt": "Plot of contraction ratios in the pseudo-metric against the fraction of the stability range, with two bound curves and measured worst pairs."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 3.0))
 ax.plot(
     contraction["f"],
@@ -425,7 +425,7 @@ print(
 )
 last
 
-# %%
+# %% mystnb={"figure": {"caption": "Loss (left) and increments ‖θ_n − θ_m‖ (right) against step n for the least-squares problem and the network, one line per batch order: forward (blue) and backward (vermillion). Dotted, the median distance between forward limits.", "name": "fig-pl_pseudometric-orders"}, "image": {"alt": "A two-by-two grid of log-log panels of loss and increment size against the step, one line per batch order for forward and backward."}}
 fig, axes = plt.subplots(2, 2, figsize=(plots.WIDTH, 4.6), sharex="row")
 panels = [(ls_df, "least squares (linear)"), (net_df, "tanh network (nonlinear)")]
 for i, (df, name) in enumerate(panels):

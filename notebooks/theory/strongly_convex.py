@@ -246,7 +246,7 @@ summary
 # factor; at the end of the grid, a quarter beyond the lemma's range, the bound exceeds 1
 # while every function still contracts.
 
-# %%
+# %% mystnb={"figure": {"caption": "Contraction factor against h/(2μ/L²), one panel per problem: the lemma's bound (black), the sharp factor max(|1−hμ|, |1−hL|) (dashed) and the worst of the random pairs (dots), which never exceeds them.", "name": "fig-strongly_convex-factors"}, "image": {"alt": "Panels of contraction factors against the scaled learning rate, one per problem, with the bound, the sharp factor and measured worst pairs."}}
 rows = -(-len(curves) // 2)
 fig, axes = plt.subplots(
     rows, 2, figsize=(plots.WIDTH, 2.3 * rows), sharex=True, squeeze=False
@@ -381,7 +381,7 @@ print(
     "every 50 steps"
 )
 
-# %%
+# %% mystnb={"figure": {"caption": "Logistic regression with ridge: distance between two runs against step n (log scale), under the lemma's bound q^n and the sharp rate (1 − hμ)^n, and following the local rate at the end.", "name": "fig-strongly_convex-logistic"}, "image": {"alt": "Semi-log plot of the distance between two gradient descent runs against the step, with three reference rate lines."}}
 fig, ax = plt.subplots(figsize=(plots.WIDTH, 2.6))
 ax.plot(n, gap, color=plots.ORDER_COLORS["forward"], label="$\\|T^n(x) - T^n(y)\\|$")
 ax.plot(n, gap0 * q_lemma**n, "k-", lw=1, label="$q^n\\|x - y\\|$, Lemma 2.5")
