@@ -208,10 +208,12 @@ def _verdict(c: Claim) -> str:
 
 
 def table(claims: list[Claim]) -> pd.DataFrame:
-    """The claims with their measured values, for display before the verdicts."""
+    """The claims with their measured values, for display before the verdicts, one row per
+    claim indexed by its place in the paper."""
     rows = [{**asdict(c), "criterion": c.criterion, "verdict": _verdict(c)} for c in claims]
     cols = ["source", "statement", "measured", "criterion", "verdict"]
-    return pd.DataFrame(rows)[cols]
+    # indexed by where the paper says it: a row number would mean nothing to a reader
+    return pd.DataFrame(rows)[cols].set_index("source").rename_axis("paper")
 
 
 def records(claims: list[Claim]) -> list[dict]:

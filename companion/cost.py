@@ -16,7 +16,16 @@ from typing import Any
 
 from . import chapters
 
-__all__ = ["ASSUMED_RATE", "PEAK", "UTILIZATION", "PaperCost", "cluster_command", "experiment", "paper_cost", "paper_row"]
+__all__ = [
+    "ASSUMED_RATE",
+    "PEAK",
+    "UTILIZATION",
+    "PaperCost",
+    "cluster_command",
+    "experiment",
+    "paper_cost",
+    "paper_row",
+]
 
 # An H100/H200-class GPU's dense FP32 peak (no tensor cores), FLOP/s, and the fraction of a
 # peak that the engine sustained on this book's CPU for the ResNet-18 workload (the Performance
@@ -37,11 +46,14 @@ def experiment(params: dict[str, Any]):
         return None
     names = {f.name for f in fields(exp_mod.Experiment)}
     # the execution path does not change what is computed: counted as the sequential engine runs it
-    kw = {k: v for k, v in params.items() if k in names and k not in ("device", "chain_batch", "executor", "seed")}
-    kw.setdefault("forward_every", params["record_every"])
-    kw["lags"] = tuple(params.get("lags", ()))
-    if "anchor_offsets" in params:
-        kw["anchor_offsets"] = tuple(params["anchor_offsets"])
+    kw = {
+        k: v
+        for k, v in params.items()
+        if k in names and k not in ("device", "chain_batch", "executor", "seed")
+    }
+    kw["forward_every"] = params.get("forward_every") or params["record_every"]  # 0: as record_every
+    kw["lags"] = tuple(params.get("lags") or ())
+    kw["anchor_offsets"] = tuple(params.get("anchor_offsets") or ())
     if "switch" in params:
         starts = params.get("readings", ["forward"]) if params["switch"] == "reset" else ["forward"]
         kw["orders"] = ("forward", *(f"{params['switch']}:{params['reset_at']}" + ("" if s == "forward" else

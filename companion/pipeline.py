@@ -86,7 +86,9 @@ def label_claims(nb, name: str) -> None:
     for cell in nb.cells:
         if cell.cell_type == "markdown" and re.search(r"^## Claims\b", cell.source, re.M):
             if target not in cell.source:
-                cell.source = re.sub(r"^## Claims\b", f"{target}\n## Claims", cell.source, count=1, flags=re.M)
+                cell.source = re.sub(
+                    r"^## Claims\b", f"{target}\n## Claims", cell.source, count=1, flags=re.M
+                )
             return
 
 

@@ -131,7 +131,9 @@ def _retina() -> None:
 
 
 def use_style() -> None:
-    """The book's plotting style (call once at the top of a chapter)."""
+    """The book's plotting style (call once at the top of a chapter), and its tables': cells
+    shown whole (a claim's statement cut before its criterion reads as another claim)."""
+    pd.set_option("display.max_colwidth", None)
     sns.set_theme(context="notebook", style="whitegrid", font_scale=0.9)
     plt.rcParams.update(
         {

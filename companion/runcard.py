@@ -3,9 +3,10 @@
 The wall time, the command that reruns the chapter and its cost at the paper's scale are
 unknown while the chapter runs (it does not know its own name); the pipeline
 (``companion.pipeline``) writes them into the rows marked :data:`WALL_PENDING`,
-:data:`RERUN_PENDING` and :data:`PAPER_PENDING`. It also reads two things the chapter leaves in output metadata:
-the card's rows (:data:`CARD_KEY`, for the claims and reproduce pages) and a recorded table
-(:data:`TABLE_KEY`, written beside the chapter as a CSV that the page links for download).
+:data:`RERUN_PENDING` and :data:`PAPER_PENDING`. It also reads two things the chapter
+leaves in output metadata: the card's rows (:data:`CARD_KEY`, for the claims and reproduce
+pages) and a recorded table (:data:`TABLE_KEY`, written beside the chapter as a CSV that the
+page links for download).
 """
 
 from __future__ import annotations

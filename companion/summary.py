@@ -126,7 +126,9 @@ def counts(pages: list[Chapter]) -> Counts:
         inconclusive=sum(c["verdict"] == "INCONCLUSIVE" for c in found),
         disagree=sum(c["verdict"] not in ("AGREES", "INCONCLUSIVE") for c in found),
         repeats=sum(c["kind"] == "finding" and bool(c.get("same_as")) for c in every),
-        idle=sum(c["kind"] == "finding" and not c.get("same_as") and not c.get("counted", True) for c in every),
+        idle=sum(
+            c["kind"] == "finding" and not c.get("same_as") and not c.get("counted", True) for c in every
+        ),
     )
 
 
@@ -200,7 +202,9 @@ def label(ch_source: str, statement: str) -> str:
         return f"{ch_source} · {s if len(s) <= 48 else s[:47] + '…'}"
     window, _, measure = s.partition(": ")
     measure = _MEASURE_WORDS.get(measure.strip(), measure.strip())
-    tail = f" ({reading.group(1).replace('reset to ', '')})" if reading and "reset" in reading.group(1) else ""
+    tail = (
+        f" ({reading.group(1).replace('reset to ', '')})" if reading and "reset" in reading.group(1) else ""
+    )
     return f"{ch_source} · {window} · {measure}{tail}"
 
 
@@ -271,7 +275,9 @@ def forest(pages: list[Chapter], path: Path) -> int:
     ax.set_xlabel("forward / backward ratio (log scale)")
     ax.grid(axis="y", visible=False)
     handles = [
-        plt.Line2D([], [], color=VERDICT_STYLE[v]["color"], marker=VERDICT_STYLE[v]["marker"], lw=1.6, label=v)
+        plt.Line2D(
+            [], [], color=VERDICT_STYLE[v]["color"], marker=VERDICT_STYLE[v]["marker"], lw=1.6, label=v
+        )
         for v in ("agrees", "inconclusive", "disagrees")
     ]
     handles.append(plt.Line2D([], [], color="black", ls="--", lw=0.9, label="1: the paper claims more"))
@@ -361,7 +367,11 @@ def glance(pages: list[Chapter]) -> str:
     for ch in pages:
         by_part[ch.part] = by_part.get(ch.part, 0) + 1
     substituted = sorted(
-        {m.group(1) for ch in pages if (m := re.search(r"substituted: (\S+) not available", ch.card.get("data", "")))}
+        {
+            m.group(1)
+            for ch in pages
+            if (m := re.search(r"substituted: (\S+) not available", ch.card.get("data", "")))
+        }
     )
     subs = [ch for ch in pages if "substituted" in ch.card.get("data", "")]
     profiles = sorted({str(ch.stamp.get("profile", "?")) for ch in pages})
@@ -442,7 +452,7 @@ def themes(path: Path = FINDINGS_SPEC) -> list[Theme]:
 
 
 def findings_page(pages: list[Chapter], spec: list[Theme] | None = None) -> str:
-    """"What the book finds": each cross-cutting result once, with the findings behind it.
+    """ "What the book finds": each cross-cutting result once, with the findings behind it.
 
     Raises when a sentence's selectors match nothing, or when fewer than half of its findings
     have a verdict that supports it: the sentence must then be rewritten, not the evidence.

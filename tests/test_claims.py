@@ -78,7 +78,8 @@ def test_check_needs_claims():
 
 def test_table():
     t = claims.table([claims.close("A", "a", 1.0, 1.0, 0.1), claims.at_most("B", "b", 2.0, 1.0)])
-    assert list(t.columns) == ["source", "statement", "measured", "criterion", "verdict"]
+    assert list(t.columns) == ["statement", "measured", "criterion", "verdict"]
+    assert t.index.name == "paper" and t.index.tolist() == ["A", "B"]
     assert t["verdict"].tolist() == ["PASS", "FAIL"]
     assert t["measured"].tolist() == [1.0, 2.0]
 

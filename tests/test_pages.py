@@ -34,10 +34,14 @@ def test_claims_page_groups_chapters_by_part_with_badges_and_links():
     ]
     b = _chapter("b", "experiments/b", b_claims)
     text = pages.claims_page([a, b])
-    assert "**5 findings: 2 agree with the paper, 1 are inconclusive and 2 disagree**. 2 checks, 2 hold." in text
+    assert (
+        "**5 findings: 2 agree with the paper, 1 are inconclusive and 2 disagree**. 2 checks, 2 hold." in text
+    )
     # parts in the book's order, one collapsed box per chapter with its tally in the title
     assert text.index("## Theory") < text.index(":::{dropdown} Title a") < text.index("## Experiments")
-    assert ":::{dropdown} Title b — 4 findings: 1 agrees, 1 inconclusive, 2 disagrees; 1 check, 1 hold" in text
+    assert (
+        ":::{dropdown} Title b — 4 findings: 1 agrees, 1 inconclusive, 2 disagrees; 1 check, 1 hold" in text
+    )
     box = text.split(":::{dropdown} Title b")[1].split("\n:::\n")[0]
     assert box.count("\n| {ref}`Fig.") == 5  # one row per claim, each linking to the claims section
     assert "{ref}`Fig. 2 <claims-b>`" in box and "{bdg-danger}`disagrees`" in box
@@ -107,6 +111,7 @@ def test_machine_targets_are_listed_but_not_counted():
     ch.machine.append(timing)
     text = pages.claims_page([ch])
     assert "**0 findings: 0 agree" in text and "1 checks, 1 hold" in text  # timings not counted
+    assert ":::{dropdown} Title perf — 1 check, 1 hold; 1 targets of this machine: 0 met" in text
     row = next(line for line in text.splitlines() if "engine / plain loop" in line)
     assert "measured on the machine that built the book; not re-checked by CI" in row
     assert "| 1.2 | measured ≥ 1.5 | {bdg-danger}`disagrees` |" in row
@@ -150,5 +155,8 @@ def test_duplicate_findings_are_counted_once():
     dup = {**_claim("A.6", "after: x", True), "same_as": "Fig. 3"}
     b = _chapter("a6_delayed", "experiments/a6_delayed", [dup, _claim("A.6", "y", False)])
     text = pages.claims_page([a, b])
-    assert "**2 findings: 1 agree with the paper" in text and "1 more repeat another chapter's computation" in text
+    assert (
+        "**2 findings: 1 agree with the paper" in text
+        and "1 more repeat another chapter's computation" in text
+    )
     assert "(the same computation as Fig. 3: counted there)" in text

@@ -33,14 +33,19 @@ def _chapter(name, part, claims, card=None):
 
 
 def _book():
+    after = "after the reset: {}, forward/backward > 1 (5 seeds)"
+    card = {
+        "model": "resnet18, width ×0.125 (1 parameters)",
+        "data": "Fashion-MNIST resized to 3×32×32 (substituted: cifar10 not available here); 60000",
+        "training": "sgd, 300 steps",
+        "seeds": "0, 1, 2",
+    }
     fig3 = _chapter("fig3_reset", "experiments", [
-        _finding("Fig. 3", "after the reset: pred_change, forward/backward > 1 (5 seeds)", 15.0, 12.0, 18.0, "AGREES"),
-        _finding("Fig. 3", "after the reset: increment, forward/backward > 1 (5 seeds)", 1.0, 0.9, 1.1,
-                 "INCONCLUSIVE"),
-        _finding("Fig. 3", "second half: increment, forward/backward > 1 (5 seeds)", 0.3, 0.2, 0.4, "DISAGREES"),
+        _finding("Fig. 3", after.format("pred_change"), 15.0, 12.0, 18.0, "AGREES"),
+        _finding("Fig. 3", after.format("increment"), 1.0, 0.9, 1.1, "INCONCLUSIVE"),
+        _finding("Fig. 3", "second half: increment, forward/backward > 1", 0.3, 0.2, 0.4, "DISAGREES"),
         _check("engine invariant"),
-    ], card={"model": "resnet18, width ×0.125 (1 parameters)", "data": "Fashion-MNIST resized to 3×32×32 "
-             "(substituted: cifar10 not available here); 60000", "training": "sgd, 300 steps", "seeds": "0, 1, 2"})  # fmt: skip
+    ], card=card)  # fmt: skip
     a6 = _chapter("a6_delayed", "experiments", [
         _finding("A.6", "after the switch: pred_change, forward/backward > 1 (5 seeds)", 15.0, 12.0, 18.0,
                  "AGREES", same_as="Fig. 3"),
@@ -54,7 +59,9 @@ def test_counts_count_repeats_and_non_evidence_apart():
     k = summary.counts(_book())
     assert (k.findings, k.agree, k.inconclusive, k.disagree, k.repeats, k.idle) == (3, 1, 1, 1, 1, 1)
     assert (k.checks, k.hold) == (1, 1)
-    assert k.sentence().startswith("**3 findings: 1 agree with the paper, 1 are inconclusive and 1 disagree**")
+    assert k.sentence().startswith(
+        "**3 findings: 1 agree with the paper, 1 are inconclusive and 1 disagree**"
+    )
 
 
 def test_value_shows_the_interval_or_says_there_is_none():
@@ -89,16 +96,21 @@ def test_forest_plots_counted_ratio_findings_only(tmp_path):
 
 
 def test_labels_are_short_and_human():
-    assert summary.label("Fig. 3", "after the reset: logit_change, forward/backward (reset to θ̃_r) > 1 (5 seeds)") == (
-        "Fig. 3 · after the reset · logit change (θ̃_r)"
+    assert summary.label(
+        "Fig. 3", "after the reset: logit_change, forward/backward (reset to θ̃_r) > 1 (5 seeds)"
+    ) == ("Fig. 3 · after the reset · logit change (θ̃_r)")
+    long = summary.label(
+        "A.2", "backward reaches 95% of forward's final test accuracy sooner (steps forward/b > 1)"
     )
-    long = summary.label("A.2", "backward reaches 95% of forward's final test accuracy sooner (steps forward/b > 1)")
     assert long.startswith("A.2 · backward reaches") and len(long) < 60
 
 
 def test_glance_names_substituted_data_and_scale():
     text = summary.glance(_book())
-    assert "CIFAR-10 cannot be downloaded" in text and "{doc}`Figure fig3_reset <experiments/fig3_reset>`" in text
+    assert (
+        "CIFAR-10 cannot be downloaded" in text
+        and "{doc}`Figure fig3_reset <experiments/fig3_reset>`" in text
+    )
     assert "| ResNet-18 at width 1/8 | Fashion-MNIST at 3×32×32, for CIFAR-10 | 300 | 3 |" in text
     assert "**3 findings" in text and "```{figure} figures/forest.svg" in text
 
@@ -128,7 +140,9 @@ def test_themes_reject_unknown_chapters(tmp_path):
     spec.write_text("themes:\n  - {title: T, text: x, chapters: [nope], measures: [a], supports: [agrees]}\n")
     with pytest.raises(ValueError, match="unknown chapters"):
         summary.themes(spec)
-    spec.write_text("themes:\n  - {title: T, text: x, chapters: [fig3_reset], measures: [a], supports: [yes]}\n")
+    spec.write_text(
+        "themes:\n  - {title: T, text: x, chapters: [fig3_reset], measures: [a], supports: [yes]}\n"
+    )
     with pytest.raises(ValueError, match="supports must be verdicts"):
         summary.themes(spec)
 
@@ -139,7 +153,9 @@ def test_flops_scale_with_width_batch_and_applications():
     f = describe.flops(small)
     w = describe.workload(small)
     assert f["train"] > 2 * f["evaluate"] > 0  # a backward pass costs about two forward passes
-    assert f["total"] == pytest.approx(f["train"] * small.batch_size * w["applications"] + f["evaluate"] * w["evaluated"])
+    assert f["total"] == pytest.approx(
+        f["train"] * small.batch_size * w["applications"] + f["evaluate"] * w["evaluated"]
+    )
     wide = describe.flops(Experiment(**{**small.__dict__, "width": 0.4}))
     assert wide["train"] > 3 * f["train"]
 
@@ -153,3 +169,32 @@ def test_paper_cost_is_stated_as_an_extrapolation():
     row = cost.paper_row("fig2_resnet18")
     assert "--profile paper --executor ray" in row and "RAY_ADDRESS=auto" in row
     assert "on a CPU" in cost.paper_row("constant_maps_and_quadratic")
+
+
+def test_the_pipeline_labels_each_chapter_claims_section_once():
+    import nbformat
+
+    from companion import pipeline
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# T\n\n## Claimsy"),
+        nbformat.v4.new_markdown_cell("x\n## Claims\n"),
+    ]
+    pipeline.label_claims(nb, "fig3_reset")
+    pipeline.label_claims(nb, "fig3_reset")  # idempotent: a re-executed chapter keeps one label
+    assert nb.cells[0].source == "# T\n\n## Claimsy"
+    assert nb.cells[1].source == "x\n(claims-fig3_reset)=\n## Claims\n"
+    assert pipeline.claims_label("a2_curves") == "claims-a2_curves"
+
+
+def test_every_executed_chapter_has_a_claims_section_to_link_to():
+    """The claims page links every row to its chapter's ``## Claims`` (labelled by the pipeline)."""
+    import nbformat
+
+    from companion import chapters
+
+    for name, src in chapters.chapters().items():
+        nb = nbformat.read(chapters.output_path(src), as_version=4)
+        text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        assert f"(claims-{name})=\n## Claims" in text, name

@@ -258,7 +258,10 @@ plt.show()
 # useful at usual learning rates because higher orders matter (we call it not useful if
 # $\|\tilde\theta_n - \hat\theta_n\| \ge \frac12 \|\tilde\theta_n - \theta_n\|$ at the last
 # step, averaged over seeds), and that its cost can be made smaller than computing every
-# backward iterate from $\theta_0$ (measured time ratio below 1).
+# backward iterate from $\theta_0$: counted as work, per-example gradients with an HVP
+# counted as two, below 1. The measured time ratio is shown beside it as a target of the
+# machine that built the book (a timing depends on the machine and its load, so it is no
+# verdict that CI could re-check).
 
 # %%
 first = df[(df["step"] == 1) & (df["metric"] == "test_loss")].pivot_table(
@@ -270,6 +273,9 @@ last = df[(df["step"] == steps) & (df["metric"] == "to_backward")].pivot_table(
 ratio = (last["approx. backward"] / last["forward"]).mean()
 hvps = costs[costs["order"] == "approx. backward"]["HVPs"]
 time_ratio = every_step["seconds"].iloc[1] / every_step["seconds"].iloc[0]
+# work in per-example gradients: a map application is a batch gradient, an HVP about two
+work = batch_size * every_step["map applications"] + 2 * every_step["HVP examples"]
+work_ratio = work.iloc[1] / work.iloc[0]
 results = [
     claims.at_most("Definition C.3", "step 1: forward, backward and approx. backward equal",
                    float((first.max(axis=1) - first.min(axis=1)).max()), 1e-6),
@@ -281,9 +287,13 @@ results = [
                  float(hvps.max()), steps + len(grid), 0),
     claims.finding("Appendix C", "‖θ̃ − θ̂‖ / ‖θ̃ − θ‖ at the last step, mean over seeds "
                    "(higher orders matter: ≥ ½)", ratio, 0.5, "at_least"),
-    claims.finding("Corollary C.4", "time of the approximation / exact backward, every "
-                   "step (cheaper: < 1)", time_ratio, 1.0, "at_most"),
+    claims.finding("Corollary C.4", "work of the approximation / exact backward, every step, "
+                   "in per-example gradients (cheaper: < 1)", work_ratio, 1.0, "at_most"),
 ]  # fmt: skip
+claims.machine([claims.finding("Corollary C.4", "time of the approximation / exact backward, every "
+                               "step (cheaper: < 1)", time_ratio, 1.0, "at_most")])  # fmt: skip
+
+# %%
 claims.table(results)
 
 # %%

@@ -66,7 +66,7 @@ import pandas as pd
 import seaborn as sns
 
 from backward_lib import describe, experiment, maps, orders, record
-from backward_lib.analysis import approx
+from backward_lib.analysis import approx, stability
 from companion import claims, plots, runcard
 
 plots.use_style()
@@ -230,10 +230,11 @@ def advantage(k, method):
 adv = pd.DataFrame(
     {(k, f"λ = {lam:g}"): advantage(k, f"λ = {lam:g}") for k in ks for lam in lams}
 )
+# mean over seeds and its two-sided 95% t-interval (Student t with seeds − 1 degrees of freedom)
 summary = pd.DataFrame(
-    {"mean": adv.mean(), "s.e.": adv.std(ddof=1) / np.sqrt(len(seeds))}
-)
-summary["mean − 2 s.e."] = summary["mean"] - 2 * summary["s.e."]
+    {col: stability.mean_interval(adv[col].to_numpy()) for col in adv}
+).T
+summary.index = summary.index.set_names(["k", "method"])
 summary.round(4)
 
 # %% [markdown]
@@ -255,21 +256,28 @@ summary.round(4)
 # claim that the regularizer beats both baselines on test loss, for each $k$ with the order
 # average itself ($\lambda = 1$), and with the best of our $\lambda$ for each $k$ (tuned on
 # the same test loss, as "minimal tuning" does, so biased in the regularizer's favour; it
-# agrees if it holds for every $k$). A finding agrees when the paired advantage is positive
-# beyond two standard errors over seeds (mean − 2 s.e. > 0).
+# is one finding per $k$). A finding agrees when the two-sided 95% t-interval over seeds of
+# the paired advantage lies above 0, disagrees when it lies below, and is inconclusive when it
+# contains 0 (with 3 seeds the t quantile is 4.30: only large, consistent margins decide).
 
 # %%
 a, b = (d[d["metric"] == "test_loss"].set_index("step")["value"] for d in check_zero)
-lower = summary["mean − 2 s.e."]
-tuned = min(lower.loc[k].max() for k in ks)  # best λ per k, then the worst k
+best = {
+    k: summary.loc[k, "mean"].idxmax() for k in ks
+}  # λ tuned per k on the mean advantage
+
+
+def _advantage(k, method, what):
+    row = summary.loc[(k, method)]
+    return claims.interval("D.2.1", f"k = {k}, {what}: test-loss advantage over the better baseline > 0 "
+                           f"({len(seeds)} seeds)", row["mean"], row["low"], row["high"], 0.0, "above")  # fmt: skip
+
+
 results = [
     claims.at_most("D.2", "λ = 0 reproduces large-batch SGD (max |Δ test loss|)",
                    float((a - b).abs().max()), 1e-5),
-    *[claims.finding("D.2.1", f"k = {k}, λ = 1: test-loss advantage over the better "
-                     "baseline, mean − 2 s.e. (> 0)", lower.loc[(k, "λ = 1")], 0.0,
-                     "at_least") for k in ks],
-    claims.finding("D.2.1", "best λ for each k: smallest advantage over the k, mean − 2 "
-                   "s.e. (> 0)", tuned, 0.0, "at_least"),
+    *[_advantage(k, "λ = 1", "λ = 1") for k in ks],
+    *[_advantage(k, best[k], f"best λ ({best[k]}, tuned on test loss)") for k in ks],
 ]  # fmt: skip
 claims.table(results)
 

@@ -34,6 +34,9 @@ width = 1.0  # channel multiplier (1.0: 64-128-256-512)
 dataset = "cifar10"  # paper: CIFAR-10
 substitute = False  # if CIFAR-10 is unavailable, train on Fashion-MNIST at 3×32×32
 record_every = 1  # paper: every step
+forward_every = 0  # forward recorded every this many steps (0: as record_every)
+lags = None  # movement also measured this many steps apart, e.g. [1]
+anchor_offsets = None  # backward also recorded this many steps after each recorded step
 bn_stats = 0  # BatchNorm: also evaluate with statistics recomputed on this many training examples
 train_eval = 2000  # training examples for the training loss
 test_eval = 10000  # test examples
@@ -51,11 +54,14 @@ spec = {
     "optimizer": "one of sgd, momentum, nesterov, adamw",
     "dataset": "one of fashion_mnist, cifar10, cifar100",
     "substitute": "bool",
+    "forward_every": "int >= 0",
+    "lags": "none or list of int >= 1",
 }
-rules = ["record_every <= steps", "bn_stats <= train_eval"]
+rules = ["record_every <= steps", "bn_stats <= train_eval", "forward_every <= steps"]
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 from backward_lib import describe, experiment
 from backward_lib.analysis import stability
@@ -66,7 +72,8 @@ base = experiment.Experiment(
     dataset=dataset, substitute=substitute, model=model, width=width,
     optimizer=optimizer, lr=lr, batch_size=batch_size, steps=steps,
     orders=("forward", "backward"), record_every=record_every,
-    forward_every=record_every, train_eval=train_eval, test_eval=test_eval,
+    forward_every=forward_every or record_every, lags=tuple(lags or ()),
+    anchor_offsets=tuple(anchor_offsets or ()), train_eval=train_eval, test_eval=test_eval,
     bn_stats=bn_stats, device=device, chain_batch=chain_batch, executor=executor,
 )  # fmt: skip
 df, prep, seconds = experiment.run_seeds(base, seeds)
@@ -116,14 +123,49 @@ orders = ("forward", "backward")
 policies = {"chain's statistics": ""}
 if (df["metric"] == "test_accuracy_bnfix").any():
     policies["recomputed statistics"] = "_bnfix"
+# with `lags`, movement between iterates `min(lags)` steps apart at every recorded step (a
+# lag-1 pair measures the step-to-step jitter directly, with no drift to remove); without,
+# between consecutive recorded steps
+lag = min(lags) if lags else None
 tables = {
-    p: stability.movement_table(df, orders, suffix=s) for p, s in policies.items()
+    p: stability.movement_table(df, orders, lag=lag, suffix=s)
+    for p, s in policies.items()
 }
 policy = list(policies)[
     -1
 ]  # the verdicts' policy: recomputed where the network has BatchNorm
 table = tables[policy]
 pd.concat(tables, names=["BatchNorm"]).round(4)
+
+# %% [markdown]
+# ## Does backward converge to a point, and faster?
+#
+# Measured where the run records movement at a lag (`lags`): if backward iterates converge to
+# a point, their movement shrinks along $n$; per seed we fit $m_n \propto n^{b}$ over the
+# second half and give the mean slope $b$ with its two-sided 95% interval over seeds ($b < 0$:
+# decay). "Converges faster": the steps each order takes to reach 95% of forward's mean final
+# test accuracy (a seed that never does counts as step $N + 1$, a bound in that order's favour).
+
+# %%
+half = steps // 2
+suffix = policies[policy]
+if lag is not None:
+    decays = pd.DataFrame(
+        [{"order": o, "measure": m, **stability.mean_interval(stability.decay(
+            df, o, f"{m}_lag{lag}" + (suffix if m != "increment" else ""), lo=half))}
+         for o in orders for m in stability.MOVES]
+    ).set_index(["order", "measure"])  # fmt: skip
+    level = 0.95 * df[(df.metric == "test_accuracy" + suffix) & (df.order == "forward")
+                      & (df.step == steps)]["value"].mean()  # fmt: skip
+    reach = stability.steps_to(df, "test_accuracy" + suffix, level, orders).fillna(
+        steps + 1
+    )
+    speed = stability.mean_interval((reach["forward"] / reach["backward"]).to_numpy())
+    display(decays.round(3))
+    print(f"test accuracy {level:.3f} first reached (steps, per seed):")
+    display(reach)
+else:
+    print("No lagged movement recorded (`lags` is none): these measures need it.")
 
 # %% [markdown]
 # ## Did the networks train?
@@ -155,6 +197,16 @@ results = [
                    stability.first_step_gap(df), 0.0),
     *claims.ratio_findings(stability.ratios(table, *orders), figure, *orders, counted=trains),
 ]  # fmt: skip
+if lag is not None:
+    results += [
+        *[claims.interval(figure, f"second half: backward converges in {sp} space (decay slope of {m} over "
+                          f"{lag} step{'s' * (lag != 1)} < 0)", *decays.loc[("backward", m), ["mean", "low", "high"]],
+                          0.0, "below", counted=trains)
+          for m, sp in (("pred_change", "function"), ("increment", "parameter"))],
+        claims.interval(figure, "backward reaches 95% of forward's final test accuracy sooner (steps "
+                        "forward/backward > 1)", speed["mean"], speed["low"], speed["high"], 1.0, "above",
+                        counted=trains),
+    ]  # fmt: skip
 claims.table(results)
 
 # %% [markdown]

@@ -277,7 +277,7 @@ for ax in axes[:, 0]:
     ax.set_ylabel("$\\|\\theta_{n+1} - \\theta_n\\|$")
 
 # %% [markdown]
-# Forward increments (blue, one line per realization) keep their size; backward increments (red)
+# Forward increments (blue, one line per realization) keep their size; backward increments (vermillion)
 # fall geometrically under the bound $C\rho^n$ (dashed) until they reach float64 round-off.
 #
 # ### The rate: fitted slopes of $\log \lVert \tilde\theta_{n+1} - \tilde\theta_n \rVert$
@@ -454,7 +454,7 @@ plt.show()
 
 # %% [markdown]
 # Bounded, linear and slowly geometric displacements all leave the backward increments decaying
-# (red), on the key step's line $\rho^n\lVert T_{n+1}x_0 - x_0\rVert$ (dashed, an equality for
+# (vermillion), on the key step's line $\rho^n\lVert T_{n+1}x_0 - x_0\rVert$ (dashed, an equality for
 # similarity maps); only $c > 1/\rho$ makes them grow, until the record marks the run diverged
 # (crosses). The forward increments (blue) follow $\lVert b_n \rVert$ in every case.
 

@@ -265,7 +265,7 @@ axes[1].legend(loc="upper left", fontsize="small")
 plt.show()
 
 # %% [markdown]
-# The empirical distribution functions of the backward endpoints (red) and of the forward path
+# The empirical distribution functions of the backward endpoints (vermillion) and of the forward path
 # (blue) lie on the closed forms: a straight line for $h = \tfrac12$, the devil's staircase for
 # $h = \tfrac23$. For other $h$ the limit is a Bernoulli convolution with no closed form; the
 # variance formula still holds.
