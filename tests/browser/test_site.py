@@ -212,6 +212,8 @@ const scrolling = [...col.querySelectorAll("*")].filter(e => scrolls(e) && e.scr
 return {problems: lines, scrolling: scrolling};
 """
 
+BOOK_CSS = "return [...document.styleSheets].some(s => /\\/_static\\/book\\.css/.test(s.href || ''))"
+
 # Build debris a reader must not see: test and formatter markers in code, progress bars in
 # outputs, and a phrase that leaked from the project's issue into a chapter.
 DEBRIS = {
@@ -298,6 +300,9 @@ def repository() -> str | None:
 def test_page_reads_offline(site: str, browser, repository: str | None, page: str, width: int) -> None:
     chapter = page.startswith("book/") and (ROOT / page).with_suffix(".ipynb").is_file()
     problems = page_problems(browser, site, page, chapter=chapter, repository=repository, width=width)
+    # the book's own styles (_static/book.css) are what keep wide content in scrolling boxes
+    if not browser.execute_script(BOOK_CSS):
+        problems.append("the book's stylesheet _static/book.css is not loaded")
     assert not problems, f"{page} at {width} px:\n" + "\n".join(problems)
 
 
