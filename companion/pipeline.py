@@ -22,12 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import numerics
+from . import book_html, numerics
 from .chapters import BOOK, ROOT, chapters, declared, notebook, output_path, parameters, toc
 from .stamps import META, stamp, stored
 
@@ -36,12 +38,38 @@ USED = "BACKWARD_USED"  # backward_lib.store: where opened stores list their key
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 EXECUTORS = ("sequential", "batched", "ray")  # backward_lib.experiment's executors
 
-__all__ = ["build", "check", "command", "main", "repository", "run"]
+# The kernel's environment while chapters execute: no progress bars, no library log lines in
+# the outputs (what a chapter prints is the book's text; warnings still reach stderr).
+QUIET = {
+    "TQDM_DISABLE": "1",  # tqdm >= 4.66 reads its defaults from TQDM_* variables
+    "RAY_LOGGER_LEVEL": "warning",  # the driver's "Started a local Ray instance." and the like
+    "RAY_LOG_TO_DRIVER": "0",  # workers' own output stays in Ray's log files
+    "KINETO_LOG_LEVEL": "6",  # torch.profiler's USDT/ERROR lines (6: above every level)
+}
+
+__all__ = ["QUIET", "build", "book_config", "check", "command", "main", "repository", "run"]
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the kernels started inside, then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _clean_stream(text: str) -> str:
-    """Keep only what a terminal would show of carriage-return progress updates."""
-    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    """Keep only what a terminal would show of carriage-return progress updates, and no
+    debris lines (progress bars, library logs: :func:`companion.book_html.clean_stream`)."""
+    shown = "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+    return book_html.clean_stream(shown)
 
 
 def _merge_streams(outputs: list) -> list:
@@ -92,33 +120,119 @@ def label_claims(nb, name: str) -> None:
             return
 
 
-def repository() -> str:
-    """The book's repository (``_config.yml``: ``repository.url``): launch buttons, installs."""
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
-    url = (cfg.get("repository") or {}).get("url")
-    if not url:
-        raise ValueError("_config.yml: repository.url is not set")
-    return str(url).rstrip("/")
+REPOSITORY_ENV = "BOOK_REPOSITORY"
+# URLs that were never the book's repository: a build configured with one fails
+PLACEHOLDERS = frozenset(
+    {
+        "https://github.com/backward-lib/iteration-composition",
+        "https://github.com/owner/repo",
+        "https://github.com/org/repo",
+        "https://github.com/user/repo",
+        "https://github.com/executablebooks/jupyter-book",
+    }
+)
+_GITHUB = re.compile(
+    r"(?:https?://|ssh://|git://)?(?:[^@/]+@)?github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?"
+)
+
+
+def github_url(url: str) -> str | None:
+    """``https://github.com/OWNER/REPO`` for a GitHub remote (https, ssh or scp form, with or
+    without ``.git``; credentials dropped), ``None`` for anything else."""
+    m = _GITHUB.fullmatch(url.strip())
+    return f"https://github.com/{m.group(1)}/{m.group(2)}" if m else None
+
+
+def _origin() -> str | None:
+    """The git remote ``origin`` of the book's checkout, if it has one."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), "remote", "get-url", "origin"], capture_output=True, text=True
+        )
+    except OSError:  # no git
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+def repository(
+    config: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    origin: str | None = "git",
+) -> str | None:
+    """The book's repository, the one place launch buttons and install cells take it from.
+
+    In order: ``$BOOK_REPOSITORY`` (set but empty: no repository), ``repository.url`` in
+    ``_config.yml`` (normally absent), the git remote ``origin`` when it is on github.com.
+    ``None`` when there is none: the book is built without repository and launch buttons, and
+    chapters' install cells say to install from a clone. A configured URL must be a GitHub
+    repository (Colab opens notebooks from GitHub) and not a known placeholder.
+    ``config``, ``environ`` and ``origin`` replace what is read from disk, the process and git.
+    """
+    if config is None:
+        config = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
+    environ = os.environ if environ is None else environ
+    if REPOSITORY_ENV in environ:
+        where, url = f"${REPOSITORY_ENV}", environ[REPOSITORY_ENV]
+    elif (config.get("repository") or {}).get("url"):
+        where, url = "_config.yml repository.url", str(config["repository"]["url"])
+    else:
+        remote = _origin() if origin == "git" else origin
+        # a remote elsewhere (or none) is no error: the book is then built without buttons
+        return github_url(remote) if remote else None
+    if not url.strip():
+        return None
+    found = github_url(url)
+    if found is None:
+        raise ValueError(f"{where}: {url!r} is not a GitHub repository URL (https://github.com/OWNER/REPO)")
+    if found in PLACEHOLDERS:
+        raise ValueError(
+            f"{where}: {found} is a placeholder, not this book's repository; set "
+            f"${REPOSITORY_ENV} to the real one (or to nothing, to build without repository buttons)"
+        )
+    return found
 
 
 SETUP_TAG = "backward-setup"
 
 
-def setup_cell(url: str):
+def setup_cell(url: str | None):
     """First code cell of every executed chapter: installs the library where it is missing
-    (a notebook opened in Colab or Binder), a no-op in the book's own environment."""
+    (a notebook opened in Colab or Binder), a no-op in the book's own environment. Without a
+    repository (:func:`repository`) it says to install from a clone instead."""
     import nbformat
 
-    code = (
+    head = (
         "# Opened outside the book's environment (Colab, Binder)? Install the library first.\n"
         "import importlib.util\n"
         "import subprocess\n"
         "import sys\n\n"
         'if importlib.util.find_spec("backward_lib") is None:\n'
-        f'    pip = [sys.executable, "-m", "pip", "install", "--quiet", "backward_lib @ git+{url}"]\n'
-        "    subprocess.run(pip, check=True)"
     )
-    return nbformat.v4.new_code_cell(code, metadata={"tags": ["remove-cell", SETUP_TAG]})
+    if url:
+        body = (
+            f'    pip = [sys.executable, "-m", "pip", "install", "--quiet", "backward_lib @ git+{url}"]\n'
+            "    subprocess.run(pip, check=True)"
+        )
+    else:
+        body = (
+            "    raise ModuleNotFoundError(\n"
+            '        "backward_lib is not installed: clone the book\'s repository and run "\n'
+            '        "`pip install -e .` in it, then open this notebook there"\n'
+            "    )"
+        )
+    return nbformat.v4.new_code_cell(head + body, metadata={"tags": ["remove-cell", SETUP_TAG]})
+
+
+_INSTALLS_FROM = re.compile(r"backward_lib @ git\+(\S+?)\"")
+
+
+def installs_from(nb) -> str | None:
+    """The repository an executed chapter's install cell installs from (``None``: a clone)."""
+    for cell in nb.cells:
+        if SETUP_TAG in cell.metadata.get("tags", []):
+            m = _INSTALLS_FROM.search(cell.source)
+            return m.group(1) if m else None
+    return None
 
 
 def command(name: str, profile: str, overrides: dict[str, Any] | None = None) -> str:
@@ -162,9 +276,12 @@ def _finish(
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
+            for output in cell.outputs:
+                if output.get("output_type") == "stream":
+                    output["text"] = _clean_stream(output["text"])
+            # a stream that held only debris (a progress bar) is no output at all
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "stream" or o["text"].strip()]
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                output["text"] = _clean_stream(output["text"])
             csv = output.get("metadata", {}).pop(TABLE_KEY, None)
             if csv is not None:
                 tables += 1
@@ -203,9 +320,6 @@ def run(
     the executed notebooks there instead of into the book (e.g. to fill another results store,
     ``$BACKWARD_RESULTS``, without touching what the book publishes).
     """
-    import nbformat
-    import papermill
-
     known = chapters()
     bad = [n for n in names or [] if n not in known]
     if bad:
@@ -226,6 +340,15 @@ def run(
         own = {**extra, **overrides}
         todo[name] = (parameters(name, profile, own), own)
     numerics.pin()  # inherited by every kernel papermill starts
+    url = repository()  # checked before any chapter runs
+    with _environment(QUIET):
+        return _execute(todo, known, url, force, out_dir)
+
+
+def _execute(todo: dict, known: dict, url: str | None, force: bool, out_dir: Path | None) -> int:
+    import nbformat
+    import papermill
+
     count = 0
     for name, (params, own) in todo.items():
         src, out = known[name], output_path(known[name])
@@ -237,7 +360,7 @@ def run(
             continue
         print(f"{name}: executing with {params} ({numerics.kernel_set()} numerics)", flush=True)
         nb = notebook(src)
-        nb.cells.insert(1, setup_cell(repository()))
+        nb.cells.insert(1, setup_cell(url))
         nb.metadata["kernelspec"] = KERNEL
         with tempfile.TemporaryDirectory() as tmp:
             tmp_in, tmp_out = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
@@ -285,14 +408,68 @@ def check(profile: str = "book") -> list[str]:
     return problems
 
 
+# Buttons and launchers that need the repository: left out when the book has none.
+_NEEDS_REPOSITORY = ("use_repository_button", "use_issues_button", "use_edit_page_button")
+
+
+def book_config(url: str | None, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The configuration the book is rendered with: ``_config.yml`` with ``repository.url`` set
+    to ``url``, or, without one, with no repository or launch buttons (Colab opens a notebook
+    from its GitHub repository, so there is nothing to launch)."""
+    import copy
+
+    if config is None:
+        config = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
+    cfg = copy.deepcopy(dict(config))
+    repo = dict(cfg.get("repository") or {})
+    if url:
+        repo["url"] = url
+    else:
+        repo.pop("url", None)
+        cfg["html"] = {**(cfg.get("html") or {}), **dict.fromkeys(_NEEDS_REPOSITORY, False)}
+        cfg.pop("launch_buttons", None)
+    cfg["repository"] = repo
+    return cfg
+
+
+def _install_problems(url: str | None) -> list[str]:
+    """Executed chapters whose install cell installs from somewhere else than ``url``."""
+    import nbformat
+
+    wrong: dict[str | None, list[str]] = {}
+    for name, src in chapters().items():
+        out = output_path(src)
+        if out.is_file():
+            have = installs_from(nbformat.read(out, as_version=4))
+            if have != url:
+                wrong.setdefault(have, []).append(name)
+    return [
+        f"{len(names)} executed chapter(s) install from {have or 'a clone (no URL)'}, while this "
+        f"build's repository is {url or 'none'}: {', '.join(sorted(names))}"
+        for have, names in wrong.items()
+    ]
+
+
 def build(strict: bool = True) -> None:
     """Write the generated pages (claims, reproduce), then render the book from ``book/``
-    into ``_build/html`` (execution off)."""
+    into ``_build/html`` (execution off), with the repository of :func:`repository`."""
     from . import pages
 
+    url = repository()  # a placeholder fails here, before anything is written
+    print(f"repository: {url}" if url else "repository: none configured; no repository or launch buttons")
+    for line in _install_problems(url):
+        # their downloaded and Colab copies install from there until the chapters run again
+        tag = "::warning::" if os.environ.get("GITHUB_ACTIONS") == "true" else "warning: "  # an annotation
+        print(f"{tag}{line} (re-run them: python -m companion run --force)", file=sys.stderr)
     for path in pages.write():
         print(f"wrote {path.relative_to(ROOT)}")
-    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT)]
+    generated = ROOT / "_build" / "config.yml"
+    generated.parent.mkdir(exist_ok=True)
+    generated.write_text(
+        "# Written by `python -m companion build` from _config.yml; edit that file instead.\n"
+        + yaml.safe_dump(book_config(url), sort_keys=False, allow_unicode=True)
+    )
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--config", str(generated)]
     if strict:
         cmd += ["--warningiserror", "--keep-going"]
     subprocess.run(cmd, check=True, cwd=ROOT)
