@@ -41,6 +41,11 @@ _DEBRIS = [
     # lines Ray forwards from its workers and raylet: "(pid=123) …", "(Worker pid=1, ip=…) …"
     re.compile(r"^\((raylet|[\w.]+ pid=\d+[^)]*|pid=\d+[^)]*)\) "),
     re.compile(r"\[repeated \d+x across cluster\]"),
+    # Ray's start-up notice about its default token authentication (a WARNING only by level)
+    re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\s+WARNING authentication_token_setup\.py:\d+ -- "),
+    # tqdm.auto's notice that ipywidgets is absent (the bars are disabled anyway), and its source line
+    re.compile(r"TqdmWarning: IProgress not found"),
+    re.compile(r"^\s*from \.autonotebook import tqdm as notebook_tqdm\s*$"),
 ]
 
 

@@ -139,16 +139,6 @@ def _note(c: dict) -> str:
     return ""
 
 
-PARTS = {
-    "introduction": "Introduction",
-    "theory": "Theory",
-    "experiments": "Experiments",
-    "approximations": "Approximations",
-    "neighbours": "Neighbouring results",
-    "performance": "Performance",
-}
-
-
 def claims_page(pages: list[Chapter]) -> str:
     """The "Claims at a glance" page (MyST Markdown): counts, the forest plot, downloads, and
     every claim grouped by part and chapter in collapsed boxes, each row linking to the
@@ -177,7 +167,7 @@ def claims_page(pages: list[Chapter]) -> str:
         *summary.forest_figure(pages, "figures/forest.svg", "fig-forest-claims"),
         "",
     ]
-    for part, title in PARTS.items():
+    for part, title in summary.PARTS.items():
         group = [ch for ch in pages if ch.part == part and (ch.claims or ch.machine)]
         if not group:
             continue

@@ -176,6 +176,11 @@ BAR = "seed 0: 100%|██████████| 54100/54100 [00:12<00:00, 21
         "(pid=4242) loading batch 3\n",
         "(Chain pid=4242, ip=10.0.0.2) step 5\n",
         "(raylet) [2026-12-02] spilled 3 objects\n",
+        "2026-12-03 06:52:46,103\tWARNING authentication_token_setup.py:85 -- Token authentication is "
+        "enabled for this Ray cluster.\n",
+        "/x/.venv/lib/python3.11/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please "
+        "update jupyter and ipywidgets.\n",
+        "  from .autonotebook import tqdm as notebook_tqdm\n",
     ],
 )
 def test_debris_lines(line):
@@ -190,6 +195,7 @@ def test_debris_lines(line):
         "100% of the steps | and a pipe",
         "(this run) python -m companion run fig3_reset",
         "ERROR: the chapter's own message",
+        "2026-12-03 06:52:46,103\tWARNING worker.py:85 -- a worker died",
     ],
 )
 def test_what_a_chapter_prints_is_kept(line):
