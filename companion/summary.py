@@ -350,7 +350,19 @@ def _data_words(card_data: str) -> str:
     m = re.search(r"substituted: (\S+) not available", head)
     if m:
         return f"Fashion-MNIST at 3×32×32, for {m.group(1).upper().replace('CIFAR', 'CIFAR-')}"
-    return "Fashion-MNIST" if head.strip() == "fashion_mnist" else re.sub(r"\s*\([^)]*\)", "", head)
+    return "Fashion-MNIST" if head.strip() == "fashion_mnist" else _without_asides(head)
+
+
+def _without_asides(text: str) -> str:
+    """``100 points (x on [−1, 1], y = f(x)) per function`` → ``100 points per function``:
+    parenthesised asides dropped, nested ones included."""
+    out, depth = [], 0
+    for ch in text:
+        depth += ch == "("
+        if not depth:
+            out.append(ch)
+        depth -= ch == ")" and depth > 0
+    return re.sub(r"\s+", " ", "".join(out)).strip()
 
 
 def _experiment_rows(pages: list[Chapter]) -> list[str]:

@@ -119,6 +119,14 @@ def _theme(supports, measures=("pred_change",)):
     return summary.Theme("T", "A sentence.", ("fig3_reset", "a6_delayed"), measures, supports)
 
 
+def test_data_words_drop_nested_asides():
+    """The landing table's data column: a synthetic data set's aside, parentheses nested."""
+    card = "100 points (x uniform on [−1, 1], y = f(x), no noise) per function; test loss on 1000"
+    assert summary._data_words(card) == "100 points per function"
+    assert summary._data_words("fashion_mnist") == "Fashion-MNIST"
+    assert summary._data_words("cifar10 (substituted: cifar10 not available)").endswith("for CIFAR-10")
+
+
 def test_findings_page_lists_evidence_and_refuses_a_contradicted_sentence():
     text = summary.findings_page(_book(), [_theme(("agrees",))])
     assert "*Evidence:* 1 of 1 findings support this" in text  # the repeat in A.6 is not evidence again

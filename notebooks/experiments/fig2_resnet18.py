@@ -186,6 +186,28 @@ print(f"test accuracy at step {steps}: " + ", ".join(f"{o} {v:.3f}" for o, v in 
       + f"; chance {1 / classes:.3f}: " + ("the networks train" if trains else "near chance, not evidence"))  # fmt: skip
 
 # %% [markdown]
+# ## Why parameters and predictions can disagree
+#
+# Two recorded backward iterates $k$ steps apart are the same $n$ maps applied last to two
+# different starting points:
+#
+# $$
+# \tilde\theta_n = F_n(\theta_0), \qquad
+# \tilde\theta_{n+k} = F_n(\psi), \quad
+# F_n = T_1 \circ \dots \circ T_n, \quad \psi = T_{n+1} \circ \dots \circ T_{n+k}(\theta_0).
+# $$
+#
+# They end close in parameters only if $F_n$ contracts the distance between $\theta_0$ and
+# $\psi$, the hypothesis of Theorem 2.2. Stochastic gradient steps of an over-parameterized
+# network do not contract in the Euclidean distance (the {doc}`Appendix G chapter
+# <../theory/pl_pseudometric>` says why), so nearby backward iterates can sit far apart as
+# points while agreeing on most test predictions. The parameter `increment` measures the
+# first, `pred_change` (the fraction of test predictions that change) the second, and
+# `logit_change` lies between: a function-space measure that follows every small move of the
+# outputs, decision or not. Where `increment` disagrees and `pred_change` agrees, backward
+# composition settles in its decisions but not at a point.
+
+# %% [markdown]
 # ## Claims
 #
 # Check: at step 1 both orders are the same iterate (BatchNorm statistics included). Findings:
