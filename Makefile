@@ -59,15 +59,13 @@ notebooks: venv data
 	BACKWARD_RESULTS=$$d MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
 
 # Robustness of every verdict to round-off: re-execute the chapters on the generic kernels
-# (torch's ATEN_CPU_CAPABILITY=default) with every experiment recomputed, and compare every
-# verdict line. Not part of `make test`: at the book's scale it retrains everything (hours), so
-# its results go to a store of their own, results-reference/ (git-ignored), and a killed run
-# resumes there. Run it after changing a chapter or the engine. To fill that store first, in
-# the background on both cores: BOOK_NUMERICS=reference BACKWARD_RESULTS=results-reference
-# .venv/bin/python -m companion run --executor ray --out /tmp/robust
+# (torch's ATEN_CPU_CAPABILITY=default) with every experiment recomputed, compare each claim
+# with the published one and record it in book/robustness.json (the Reproduce page shows it).
+# Not part of `make test`: at the book's scale it retrains everything (hours), in a store of
+# its own, results-reference/ (git-ignored; a killed run resumes there), on both cores through
+# Ray. CHAPTERS="a5_adamw fig2_resnet18" checks only those. Run it after changing a chapter.
 robust: venv data
-	BOOK_NUMERICS=reference BACKWARD_RESULTS=$(CURDIR)/results-reference MPLBACKEND=Agg \
-	$(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env -q book
+	$(PY) -m companion robust $(CHAPTERS) --executor ray
 
 check: venv
 	$(PY) -m companion check

@@ -507,6 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("--all", action="store_true", help="recompute every stored step")
     p_verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
     p_verify.add_argument("--root", default=None, help="the store (default: results/)")
+    p_robust = sub.add_parser(
+        "robust", help="re-execute chapters on other kernels and record whether any verdict flips"
+    )
+    p_robust.add_argument("chapters", nargs="*", help="default: every chapter")
+    p_robust.add_argument("--executor", choices=EXECUTORS, help="how chapters that train run their chains")
+    p_robust.add_argument("--store", default="results-reference", help="their results store (resumable)")
+    p_robust.add_argument("--out", default="_build/robust", help="where the re-executed chapters go")
     p_build = sub.add_parser("build", help="render the HTML book")
     p_build.add_argument("--no-strict", action="store_true", help="do not turn warnings into errors")
     args = parser.parse_args(argv)
@@ -534,6 +541,15 @@ def main(argv: list[str] | None = None) -> int:
             report = verify(args.root, seed=args.seed, everything=args.all)
             print(summary(report))
             return 0 if report.ok else 1
+        elif args.command == "robust":
+            from .robustness import run as robust
+            from .robustness import summary as robust_summary
+
+            entries = robust(
+                args.chapters or list(chapters()), args.executor, Path(args.store), Path(args.out)
+            )
+            print(robust_summary(entries))
+            return 1 if any(e["flipped"] for e in entries.values()) else 0
         else:
             build(strict=not args.no_strict)
     except ValueError as err:

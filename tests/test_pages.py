@@ -160,3 +160,27 @@ def test_duplicate_findings_are_counted_once():
         and "1 more repeat another chapter's computation" in text
     )
     assert "(the same computation as Fig. 3: counted there)" in text
+
+
+def test_cost_builder_configures_what_each_chapter_ran():
+    """``cost.experiment`` (the Reproduce page's costs, the paper profile's tests) rebuilds an
+    experiment chapter's configuration from its parameters; the store files that configuration
+    keys must be ones the executed chapter read, or the page costs a different experiment.
+    (The approximation chapters build variants of their own and are costed by workload only.)"""
+    from dataclasses import replace
+
+    from backward_lib.experiment import CODE, store_config
+    from backward_lib.store import config_key, header
+    from companion import cost, stamps
+
+    checked = 0
+    for name, src in chapters.chapters().items():
+        params = {**chapters.defaults(src), **chapters.parameters(name, "book")}
+        exp = cost.experiment(params)
+        meta = stamps.stored(chapters.output_path(src))
+        if exp is None or meta is None or src.parent.name != "experiments":
+            continue
+        keys = {config_key(header(store_config(replace(exp, seed=s)), CODE)) for s in params["seeds"]}
+        assert keys <= set(meta["results"]), name
+        checked += 1
+    assert checked >= 8  # Fig. 2, Fig. 3, A.2-A.7
