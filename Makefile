@@ -62,8 +62,8 @@ notebooks: venv data
 # (torch's ATEN_CPU_CAPABILITY=default) with every experiment recomputed, compare each claim
 # with the published one and record it in book/robustness.json (the Reproduce page shows it).
 # Not part of `make test`: at the book's scale it retrains everything (hours), in a store of
-# its own, results-reference/ (git-ignored; a killed run resumes there), on both cores through
-# Ray. CHAPTERS="a5_adamw fig2_resnet18" checks only those. Run it after changing a chapter.
+# its own, results-reference/ (committed, so that a run killed in one session resumes in the
+# next), on both cores through Ray. CHAPTERS="a5_adamw fig2_resnet18" checks only those.
 robust: venv data
 	$(PY) -m companion robust $(CHAPTERS) --executor ray
 
