@@ -220,10 +220,11 @@ REF_OPTS = {
 @pytest.mark.parametrize("bn", [False, True])
 def test_network_maps_reproduce_the_replaced_implementation(bn):
     """maps.network (old: autograd.grad + in-place foreach optimizers) at 40 forward and 20
-    backward steps: SGD, momentum, Nesterov identical bits (the final −lr scaling is fused into
-    the add, as torch and the old code did); AGNES (old: its own v-form arithmetic) ≤ 1.6e-15;
+    backward steps: SGD, momentum, Nesterov the same operations (the final −lr scaling is fused
+    into the add, as torch and the old code did; identical bits on the recording CPU, within
+    1e-14 on another); AGNES (old: its own v-form arithmetic) ≤ 1.6e-15;
     AdamW ≤ 2.2e-15, on the BatchNorm net 2.0e-10 (round-off amplified by 1/(√v + ε)).
-    Tolerance 1e-13 (exact for the SGD family), AdamW-BN 1e-9."""
+    Tolerance 1e-13 (1e-14 for the SGD family's forward), AdamW-BN 1e-9."""
     ref = torch.load(REFERENCE)
     model, x, y, sched, lf = _reference_problem(bn)
     for name, make in REF_OPTS.items():
@@ -233,8 +234,11 @@ def test_network_maps_reproduce_the_replaced_implementation(bn):
         bwd = bl.iterate(T, maps.params_of(model), orders.backward(), [20])[20]
         assert max_diff(fwd, ref[f"fwd/{bn}/{name}"]) < tol, name
         assert max_diff(bwd, ref[f"bwd/{bn}/{name}"]) < tol, name
-        if name in ("sgd", "momentum", "nesterov"):  # same operations as the old code: same bits
-            assert max_diff(fwd, ref[f"fwd/{bn}/{name}"]) == 0.0, name
+        if name in ("sgd", "momentum", "nesterov"):  # the old code's operations: round-off only
+            # The reference was recorded on another CPU: under the pinned kernels an Intel and
+            # an AMD machine still differ by an ulp in float64 here (2.2e-16 measured), so the
+            # same operations are held to a few ulps of the parameters' size, not to equal bits.
+            assert max_diff(fwd, ref[f"fwd/{bn}/{name}"]) < 1e-14, name
         assert (
             torch.equal(fwd["1.num_batches_tracked"], ref[f"fwd/{bn}/{name}"]["1.num_batches_tracked"])
             if bn
