@@ -507,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("--all", action="store_true", help="recompute every stored step")
     p_verify.add_argument("--seed", type=int, default=0, help="seed of the sample")
     p_verify.add_argument("--root", default=None, help="the store (default: results/)")
+    p_verify.add_argument(
+        "--strict",
+        action="store_true",
+        help="later steps must match too (on the machine that wrote the store)",
+    )
     p_robust = sub.add_parser(
         "robust", help="re-execute chapters on other kernels and record whether any verdict flips"
     )
@@ -538,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "verify":
             from .verify import summary, verify
 
-            report = verify(args.root, seed=args.seed, everything=args.all)
+            report = verify(args.root, seed=args.seed, everything=args.all, strict=args.strict)
             print(summary(report))
             return 0 if report.ok else 1
         elif args.command == "robust":

@@ -263,3 +263,44 @@ def test_chapters_on_one_configuration_share_its_store_file(tmp_path, monkeypatc
     a, b = both.sort_values(key).reset_index(drop=True), alone.sort_values(key).reset_index(drop=True)
     assert (a[key] == b[key]).all().all()
     np.testing.assert_array_equal(a["value"], b["value"])
+
+
+def _rewrite(root, change):
+    """Rewrite every stored row of every file under ``root`` with ``change(row) -> values``."""
+    for path in root.glob("*.jsonl"):
+        lines = path.read_text().splitlines()
+        out = [lines[0]]
+        for line in lines[1:]:
+            row = json.loads(line)
+            row["values"] = change(row)
+            out.append(json.dumps(row))
+        path.write_text("\n".join(out) + "\n")
+
+
+def test_verify_catches_a_late_value_when_the_first_step_has_the_same_bits(written, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(written, root)
+    last = TINY["steps"]
+    _rewrite(
+        root, lambda r: {k: v * (1.01 if r["step"] >= last // 2 else 1.0) for k, v in r["values"].items()}
+    )
+    report = verify.verify(root, used={}, everything=True, strict=True)
+    assert not report.ok and not report.other_bits
+    assert all(int(p.split(" step ")[1].split()[0]) >= last // 2 for p in report.problems)
+
+
+def test_verify_says_when_a_file_was_written_with_other_bits(written, tmp_path):
+    """Later steps that this machine does not reproduce while the first step matches: another
+    kind of CPU wrote the file (another trajectory). Reported, not failed, unless strict."""
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(written, root)
+    _rewrite(root, lambda r: {k: v * (1.01 if r["step"] > 1 else 1.0) for k, v in r["values"].items()})
+    report = verify.verify(root, used={})
+    assert report.ok, report.problems
+    assert len(report.other_bits) == 1 and report.unreproduced  # one seed sampled per configuration
+    assert "not reproduced on this CPU" in verify.summary(report)
+    assert not verify.verify(root, used={}, strict=True).ok
