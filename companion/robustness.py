@@ -94,8 +94,12 @@ def update(names: list[str], rerun_dir: Path, path: Path = RECORD) -> dict[str, 
         entry = {"stamp": meta.get("stamp"), "kernel_set": KERNEL_SET, "date": today,
                  **compare(claims_of(out), claims_of(again))}  # fmt: skip
         record[name] = new[name] = entry
-    path.write_text(json.dumps(dict(sorted(record.items())), indent=1, ensure_ascii=False) + "\n")
+    _write(record, path)
     return new
+
+
+def _write(record: dict[str, dict[str, Any]], path: Path) -> None:
+    path.write_text(json.dumps(dict(sorted(record.items())), indent=1, ensure_ascii=False) + "\n")
 
 
 def run(names: list[str], executor: str | None, store: Path, rerun_dir: Path) -> dict[str, dict[str, Any]]:
@@ -113,6 +117,8 @@ def run(names: list[str], executor: str | None, store: Path, rerun_dir: Path) ->
         if executor is not None and "executor" in chapters.declared(known[name]):
             cmd += ["--executor", executor]
         done = subprocess.run(cmd, env=env, cwd=chapters.ROOT)
+        if done.returncode < 0:  # killed by a signal: nothing to record; the store keeps its steps
+            raise RuntimeError(f"chapter {name}: re-execution killed (signal {-done.returncode})")
         if done.returncode == 0:
             new.update(update([name], rerun_dir))
         else:  # a check that fails under other round-off: recorded, the other chapters still run
@@ -125,8 +131,7 @@ def _failed(name: str, path: Path = RECORD) -> dict[str, dict[str, Any]]:
     entry = {"stamp": meta.get("stamp"), "kernel_set": KERNEL_SET,
              "date": datetime.date.today().isoformat(), "claims": 0, "changed": 0, "missing": [],
              "flipped": [{"claim": "the re-execution", "published": "ran", "rerun": "failed"}]}  # fmt: skip
-    record = {**load(path), name: entry}
-    path.write_text(json.dumps(dict(sorted(record.items())), indent=1, ensure_ascii=False) + "\n")
+    _write({**load(path), name: entry}, path)
     return {name: entry}
 
 
