@@ -29,9 +29,10 @@ browser-deps:
 
 # Chapters execute (the pipeline), and are checked (conftest.py: unit tests and nbval), under
 # the book's pinned numerics, companion/numerics.py: AVX2 kernels in torch, MKL and oneDNN and
-# two threads, so that machines of one kind give the same bits (across kinds the last bits can
-# still differ: see companion/verify.py). BOOK_NUMERICS=reference runs the
-# generic kernels instead (see `robust`).
+# two threads, so that machines of one kind give the same bits (across kinds the last bits
+# still differ: MKL's AVX2 branch is Intel-only and oneDNN has no reproducible mode; see
+# benchmarks/numerics.py and companion/verify.py). BOOK_NUMERICS=reference runs the generic
+# kernels instead (see `robust`).
 book: venv data
 	$(PY) -m companion run --profile book
 	$(PY) -m companion build
