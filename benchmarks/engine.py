@@ -15,7 +15,12 @@ cross-entropy, backward order at a few recorded steps. In one run this measures
   first), and ``ray_speedup`` = that rate over the engine's (default threads: 2 on the 2-core
   machine), timed interleaved with it; ``ray_other_load`` is ``other_load`` around those engine
   runs. Data transfer and worker start-up are left out (a warm-up run);
-  without Ray installed, or with ``--no-ray``, these keys are null.
+  without Ray installed, or with ``--no-ray``, these keys are null;
+* ``parallel_chain_steps_per_s``: as many plain one-thread engine processes as Ray has
+  workers, started together on the same chains, with no Ray between them: what the machine
+  gives two independent one-thread processes (they share caches and memory bandwidth), the
+  ceiling of any multi-process executor here. ``parallel_speedup`` is that rate over the
+  two-thread engine and ``ray_efficiency`` Ray's rate over it (1: Ray costs nothing).
 
 Both loops must end at the same parameters (``max_abs_diff``), so the rates compare the same
 computation. The last line of stdout is one JSON object; ``--profile`` adds a torch.profiler
@@ -193,6 +198,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ray-workers", type=int, default=2, help="one-thread Ray workers (default 2)")
     p.add_argument("--model", choices=MODELS, default="mlp", help="mlp (Fig. 3) or resnet18 (Fig. 2)")
     p.add_argument("--width", type=float, default=1.0, help="width multiplier (default 1: the paper's)")
+    # one process of the parallel baseline (time_parallel starts them)
+    p.add_argument("--solo", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.points, args.repeats = 24, 2, 1
@@ -230,6 +237,44 @@ def time_loops(w: Workload, repeats: int) -> tuple[float, float, float]:
         t_naive = min(t_naive, seconds(lambda: run_naive(w, w.steps)))
     others = machine_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
     return t_engine, t_naive, max(0.0, others) / (time.perf_counter() - wall0)
+
+
+def solo(args: argparse.Namespace) -> None:
+    """One process of the parallel baseline: build, warm up, say ``ready``, wait for ``go`` on
+    stdin, then time the engine ``--repeats`` times on one thread and print the times."""
+    torch.set_num_threads(1)
+    w = build(args.steps, args.points, args.model, args.width)
+    run_engine(w, w.steps[:1])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(json.dumps([seconds(lambda: run_engine(w, w.steps)) for _ in range(args.repeats)]), flush=True)
+
+
+def time_parallel(args: argparse.Namespace, workers: int) -> float:
+    """Wall time of the backward iterates when ``workers`` one-thread engine processes compute
+    them at once (each all of them): per repeat the slowest process's time, best repeat kept.
+    The processes are built and warmed first and released together."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--solo", "--steps", str(args.steps), "--points", str(args.points),
+           "--repeats", str(args.repeats), "--model", args.model, "--width", str(args.width)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(workers)]  # fmt: skip
+    try:
+        for proc in procs:
+            if proc.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"parallel baseline: a process failed:\n{proc.stderr.read()[-3000:]}")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        times = [json.loads(proc.stdout.readline()) for proc in procs]
+    finally:
+        for proc in procs:  # done by now, or failed: nothing of theirs is needed any more
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+    return min(max(per_repeat) for per_repeat in zip(*times, strict=True))
 
 
 def time_ray(w: Workload, exp, workers: int, repeats: int) -> tuple[float, float, float, float]:
@@ -277,6 +322,9 @@ def time_ray(w: Workload, exp, workers: int, repeats: int) -> tuple[float, float
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print and return the JSON result."""
     args = parse_args(argv)
+    if args.solo:
+        solo(args)
+        return {}
     w = build(args.steps, args.points, args.model, args.width)
     apps = count_applications(orders.backward(), w.steps)
     warm = w.steps[:1] if args.quick else [min(w.steps[0], 20)]
@@ -304,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.no_ray:
         exp = experiment_of(args.model, args.width, args.steps, executor="ray")
         t_ray, ray_diff, t_engine_ray, ray_others = time_ray(w, exp, args.ray_workers, args.repeats)
+    t_parallel = time_parallel(args, args.ray_workers)
     rates = {"sequential": engine_rate, **({"ray": apps / t_ray} if t_ray else {})}
     best = max(rates, key=rates.get)
     result = {
@@ -331,6 +380,10 @@ def main(argv: list[str] | None = None) -> dict:
         "ray_speedup": None if t_ray is None else round(t_engine_ray / t_ray, 3),
         "ray_max_abs_diff": ray_diff,
         "ray_other_load": None if ray_others is None else round(ray_others, 2),
+        "parallel_processes": args.ray_workers,
+        "parallel_chain_steps_per_s": round(args.ray_workers * apps / t_parallel, 1),
+        "parallel_speedup": round(args.ray_workers * t_engine / t_parallel, 3),
+        "ray_efficiency": None if t_ray is None else round(t_parallel / (args.ray_workers * t_ray), 3),
         "flops_per_application": flops,
         "best_executor": best,
         "best_speedup": round(rates[best] / naive_rate, 3),

@@ -69,34 +69,39 @@ def _digest(*tensors) -> str:
     return h.hexdigest()[:12]
 
 
-def _network(model: str, steps: int, length: int = 64):
-    """A prepared experiment of the book (θ₀, the one step map, ``length`` batches) and θ after
-    ``steps`` maps."""
+def _prepared(model: str, length: int):
+    """A prepared experiment of the book: θ₀, the one step map and ``length`` batches."""
     from backward_lib import experiment
 
     exp = experiment.Experiment(
         dataset="fashion_mnist" if model == "mlp" else "cifar10", substitute=True, model=model,
-        width=1.0 if model == "mlp" else 0.125, batch_size=8, steps=max(steps, length),
+        width=1.0 if model == "mlp" else 0.125, batch_size=8, steps=length,
         record_every=1, forward_every=1, train_eval=8, test_eval=8,
     )  # fmt: skip
-    p = experiment.prepare(exp)
-    theta = {k: v.clone() for k, v in p.theta0.items()}
-    state = p.T.init(theta)
-    for n in range(1, steps + 1):
-        theta, state = p.T.update(theta, state, n)
-    return p, theta, state
+    return experiment.prepare(exp)
+
+
+def _forward(model: str, steps: int):
+    """θ after ``steps`` maps of forward training, through the book's engine."""
+    import backward_lib as bl
+
+    p = _prepared(model, max(steps, 64))
+    return bl.iterate(p.T, p.theta0, bl.orders.forward(), [steps])[steps]
 
 
 def _step_ms(model: str, repeats: int) -> float:
-    """Best-of-three mean time of one map application, one thread."""
+    """Best-of-three mean time of one map application, one thread (the map called directly:
+    the engine's bookkeeping is :mod:`benchmarks.engine`'s subject, not this one's)."""
     import torch
 
     torch.set_num_threads(1)
-    p, theta, state = _network(model, 2, length=2 + repeats)
+    p = _prepared(model, 2 + repeats)
+    theta = {k: v.clone() for k, v in p.theta0.items()}
+    state = p.T.init(theta)
     best = float("inf")
     for _ in range(3):
         t0 = time.perf_counter()
-        for n in range(3, 3 + repeats):
+        for n in range(1, 1 + repeats):
             theta, state = p.T.update(theta, state, n)
         best = min(best, (time.perf_counter() - t0) / repeats)
     torch.set_num_threads(2)
@@ -121,7 +126,7 @@ def worker(quick: bool) -> dict:
     (grad,) = torch.autograd.grad(out.square().sum(), w)
     prints = {"gemm": _digest(*products), "conv": _digest(out, grad)}
     for model, steps in (("mlp", 20), ("resnet18", 3)):
-        _, theta, _ = _network(model, steps)
+        theta = _forward(model, steps)
         prints[model] = _digest(*theta.values())
     repeats = (5, 2) if quick else (200, 20)
     return {

@@ -1,4 +1,4 @@
-"""The book's pinned numerics: the same chapter gives the same bits on any x86-64 CPU with AVX2.
+"""The book's pinned numerics: one kernel set for every execution and check of a chapter.
 
 torch picks its vector kernels per CPU (``ATEN_CPU_CAPABILITY``), MKL picks a code path per CPU
 (and per vendor), oneDNN JIT-compiles convolutions for the widest ISA it finds, and reductions
@@ -7,6 +7,12 @@ with AVX2 differ in the last bits after one step, and a few hundred SGD steps am
 other curves. The pipeline runs every chapter, and ``make test`` checks it, under :data:`PINNED`:
 the AVX2 kernels of all three libraries, MKL's strict conditional numerical reproducibility
 (bitwise across thread counts for its BLAS-3 routines) and two threads.
+
+That gives the same bits on machines of one kind, not on every x86-64 CPU: MKL's AVX2 branch
+exists on Intel CPUs only (elsewhere its ``AUTO`` dispatch runs), and oneDNN has no
+reproducible mode (``benchmarks/numerics.py`` fingerprints where kinds part and what pinning
+more would cost). The verdicts are made robust instead: ``make robust`` re-executes chapters on
+other kernels and no verdict may flip.
 
 ``BOOK_NUMERICS`` chooses another set: ``reference`` runs torch's generic kernels
 (``ATEN_CPU_CAPABILITY=default``), which gives other bits in every operation, for the

@@ -28,6 +28,10 @@ PACKAGES = ("backward_lib", "companion")
 # Pipeline mechanics: how a chapter is found, run, stamped and published, not what it computes.
 MECHANICS = {"companion", "companion.__main__", "companion.chapters", "companion.pages",
              "companion.pipeline", "companion.stamps"}  # fmt: skip
+# Parameters that choose how the chains run, not what they compute: the results store leaves
+# them out of its key (``backward_lib.experiment``), so a chapter run on Ray reads the same
+# results as a sequential one and is as current.
+EXECUTION = frozenset({"executor", "chain_batch", "device"})
 
 
 def _imports(code: str, module: str = "") -> set[str]:
@@ -56,8 +60,9 @@ def _code(text: str) -> str:
 
 
 def stamp(src: Path, params: dict[str, Any]) -> str:
-    """Hash of the chapter source, its parameters, the library, the pinned requirements and
-    the pinned numerics (another kernel set gives other bits)."""
+    """Hash of the chapter source, its parameters (less :data:`EXECUTION`), the library, the
+    pinned requirements and the pinned numerics (another kernel set gives other bits)."""
+    params = {k: v for k, v in params.items() if k not in EXECUTION}
     h = hashlib.sha256()
     sources = [src.read_bytes()]
     if src.suffix == ".yaml":

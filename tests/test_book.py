@@ -32,6 +32,12 @@ def test_stamp_follows_source_parameters_and_used_modules():
     s = stamps.stamp(src, p)
     assert s == stamps.stamp(src, dict(p))
     assert s != stamps.stamp(src, {**p, "seed": 99})
+    # how the chains run is not what they compute (the store's key leaves it out too)
+    fig2 = chapters.chapters()["fig2_resnet18"]
+    q = chapters.parameters("fig2_resnet18", "book")
+    ray = chapters.parameters("fig2_resnet18", "book", {"executor": "ray"})
+    assert ray["executor"] == "ray" and stamps.stamp(fig2, ray) == stamps.stamp(fig2, q)
+    assert stamps.stamp(fig2, {**q, "steps": 10}) != stamps.stamp(fig2, q)
     # which library modules a chapter's stamp follows
     used = stamps._imports(
         "import backward_lib as bl\nfrom backward_lib import orders\nfrom companion import claims\n"

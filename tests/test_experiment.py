@@ -147,7 +147,10 @@ def paper_experiment(chapter: str, **shrink) -> experiment.Experiment:
     return dataclasses.replace(built, orders=("forward", spec), **run)
 
 
-@pytest.mark.parametrize("chapter", ["fig2_resnet18", "a3_vgg19", "a4_resnet50", "a5_adamw", "a7_long"])
+CIFAR_CHAPTERS = ["fig2_resnet18", "a3_vgg19", "a3_vgg19_lr", "a4_resnet50", "a5_adamw", "a7_long"]
+
+
+@pytest.mark.parametrize("chapter", CIFAR_CHAPTERS)
 def test_paper_profile_never_substitutes(chapter, tmp_path, monkeypatch):
     """Offline, the paper profile of a CIFAR chapter stops with a clear message instead."""
     from backward_lib import data

@@ -181,6 +181,22 @@ def test_verify_recomputes_a_sample_exactly(written):
     assert "store verified" in verify.summary(report)
 
 
+def test_verify_samples_one_step_per_order_and_a_late_backward_one():
+    import random
+
+    grid = list(range(10, 2001, 10))
+    for seed in range(20):
+        chosen = verify._sample({"forward": grid, "backward": grid, "reset:1000": grid}, random.Random(seed))
+        assert all(len(steps) == 1 for steps in chosen.values())
+        assert chosen["backward"][0] > 1500  # the last quarter: the costliest chains
+    both = {"forward": grid, "backward": grid}
+    spread = {verify._sample(both, random.Random(s))["forward"][0] for s in range(20)}
+    assert min(spread) <= 1000 < max(spread)  # forward's step is drawn from its whole grid
+    assert verify._sample(both, random.Random(3)) == verify._sample(both, random.Random(3))  # seeded
+    alone = verify._sample({"forward": grid, "reset:1000": grid}, random.Random(0))
+    assert all(steps[0] > 1500 for steps in alone.values())  # no backward order: every order late
+
+
 def test_verify_fails_on_a_tampered_value(written, tmp_path):
     import shutil
 
